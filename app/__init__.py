@@ -1,0 +1,123 @@
+"""Overdracht: move client administrations between accounting offices."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask, g, request, session
+from flask_login import current_user
+
+from config import Config, get_config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(config: str | type[Config] | None = None, **overrides) -> Flask:
+    """Build the application from ``config`` (a settings class or its name).
+
+    ``overrides`` set individual settings after the class, e.g. a test database.
+    """
+    config_cls = get_config(config) if config is None or isinstance(config, str) else config
+    app = Flask(
+        __name__,
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+        instance_path=str(ROOT / "instance"),
+    )
+    app.config.from_object(config_cls)
+    config_cls.finalize(app.config)
+    app.config.update(overrides)
+
+    register_extensions(app)
+    register_blueprints(app)
+    register_errorhandlers(app)
+    register_commands(app)
+    register_template_helpers(app)
+    return app
+
+
+def register_extensions(app: Flask) -> None:
+    from app.auth.models import User
+    from app.extensions import api, babel, csrf, db, limiter, login_manager, migrate
+    from app.storage import init_storage
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
+    csrf.init_app(app)
+    limiter.init_app(app)
+    babel.init_app(app, locale_selector=select_locale, default_translation_directories=str(ROOT / "translations"))
+    api.init_app(app)
+    init_storage(app)
+
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.session_protection = "strong"
+    from flask_babel import lazy_gettext
+
+    login_manager.login_message = lazy_gettext("Log in to see this page.")
+    login_manager.login_message_category = "info"
+
+    @login_manager.user_loader
+    def load_user(user_id: str) -> User | None:
+        return db.session.get(User, int(user_id))
+
+
+def select_locale() -> str:
+    """The user's saved language, else the one chosen this session, else Dutch."""
+    from flask import current_app
+
+    languages = current_app.config["LANGUAGES"]
+    user = getattr(g, "api_user", None) or (current_user if current_user else None)
+    if user is not None and getattr(user, "is_authenticated", False) and user.language in languages:
+        return user.language
+    if request and session.get("language") in languages:
+        return session["language"]
+    return current_app.config["BABEL_DEFAULT_LOCALE"]
+
+
+def register_blueprints(app: Flask) -> None:
+    from app.admin_settings.api import blp as administrations_api
+    from app.admin_settings.views import bp as admin_settings_bp
+    from app.auth.api import blp as auth_api
+    from app.auth.views import bp as auth_bp
+    from app.extensions import api, csrf
+    from app.support.views import bp as support_bp
+
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(admin_settings_bp)
+    app.register_blueprint(support_bp)
+
+    # The API authenticates by bearer token only (never the session cookie), so it
+    # cannot be driven cross-site and needs no CSRF token.
+    for blp in (auth_api, administrations_api):
+        csrf.exempt(blp)
+        api.register_blueprint(blp, url_prefix="/api/v1" + (blp.url_prefix or ""))
+
+
+def register_errorhandlers(app: Flask) -> None:
+    from app.errors import register_errorhandlers as register
+
+    register(app)
+
+
+def register_commands(app: Flask) -> None:
+    from app.cli import register
+
+    register(app)
+
+
+def register_template_helpers(app: Flask) -> None:
+    from app.auth.domain import Permission, has_permission
+    from app.templating import register
+
+    register(app)
+
+    @app.context_processor
+    def permissions():
+        def can(permission: str) -> bool:
+            return (
+                current_user.is_authenticated
+                and has_permission(current_user.role, Permission(permission))
+            )
+
+        return {"can": can}

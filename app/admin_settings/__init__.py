@@ -1,0 +1,1 @@
+"""Office environments, administrations, documents: Settings › Administraties."""

@@ -1,0 +1,47 @@
+"""``/api/v1/administrations``: the same reads as Settings › Administraties."""
+
+from __future__ import annotations
+
+from flask_smorest import Blueprint
+
+from app.admin_settings import services
+from app.admin_settings.models import DocumentStatus
+from app.admin_settings.schemas import (
+    AdministrationSchema,
+    DocumentPageSchema,
+    DocumentQuerySchema,
+)
+from app.auth.api import api_user, authenticate_bearer
+
+blp = Blueprint(
+    "administrations_api",
+    __name__,
+    url_prefix="/administrations",
+    description="Administrations of the token owner's environment",
+)
+blp.before_request(authenticate_bearer)
+
+
+@blp.route("")
+@blp.response(200, AdministrationSchema(many=True))
+def list_administrations():
+    """Every administration of the environment, with document counts and blockers."""
+    return [row for _connection, rows in services.list_administrations(api_user()) for row in rows]
+
+
+@blp.route("/<int:administration_id>")
+@blp.response(200, AdministrationSchema)
+def get_administration(administration_id: int):
+    """One administration; another environment's is a 404."""
+    return services.get_administration(api_user(), administration_id)
+
+
+@blp.route("/<int:administration_id>/documents")
+@blp.arguments(DocumentQuerySchema, location="query")
+@blp.response(200, DocumentPageSchema)
+def list_documents(query: dict, administration_id: int):
+    """One page of the administration's documents, optionally of one status."""
+    status = DocumentStatus(query["status"]) if query.get("status") else None
+    return services.list_documents(
+        api_user(), administration_id, status=status, page=query["page"], per_page=query["per_page"]
+    )

@@ -1,0 +1,67 @@
+from marshmallow import Schema, fields, validate
+
+from app.admin_settings.models import DocumentStatus
+
+
+class BlockerSchema(Schema):
+    kind = fields.Function(lambda b: b.kind.value)
+    count = fields.Integer()
+
+
+class DocumentCountsSchema(Schema):
+    total = fields.Integer(attribute="total_documents")
+    pending = fields.Integer(attribute="pending_documents")
+    approved = fields.Integer(attribute="approved_documents")
+    rejected = fields.Integer(attribute="rejected_documents")
+
+
+class AdministrationSchema(Schema):
+    """An administration with the raw facts the migration checklist looks at."""
+
+    id = fields.Integer(attribute="administration.id")
+    name = fields.String(attribute="administration.name")
+    code = fields.String(attribute="administration.code")
+    contact_email = fields.String(attribute="administration.contact_email")
+    inbound_email = fields.String(attribute="administration.inbound_email")
+    state = fields.Function(lambda row: row.administration.state.value)
+    connection_id = fields.Integer(attribute="administration.connection_id")
+    accounting_system = fields.Function(lambda row: row.administration.connection.package.value)
+    documents = fields.Nested(DocumentCountsSchema, attribute="facts")
+    active_workflows = fields.Integer(attribute="facts.active_workflows")
+    authorizers_in_flows = fields.Integer(attribute="facts.authorizer_steps")
+    blockers = fields.List(fields.Nested(BlockerSchema))
+
+
+class DocumentSchema(Schema):
+    id = fields.Integer()
+    administration_id = fields.Integer()
+    filename = fields.String()
+    content_type = fields.String()
+    size = fields.Integer()
+    content_hash = fields.String(attribute="blob_key")
+    kind = fields.Function(lambda d: d.kind.value)
+    counterparty = fields.String(allow_none=True)
+    amount = fields.Decimal(as_string=True, allow_none=True)
+    currency = fields.String()
+    invoice_date = fields.Date(allow_none=True)
+    status = fields.Function(lambda d: d.status.value)
+    booked_year = fields.Integer(allow_none=True)
+    booked_period = fields.Integer(allow_none=True)
+    uploaded_by = fields.String(attribute="uploaded_by_name", allow_none=True)
+    decided_by = fields.String(attribute="decided_by_name", allow_none=True)
+    decided_at = fields.DateTime(allow_none=True)
+    created_at = fields.DateTime()
+
+
+class DocumentQuerySchema(Schema):
+    status = fields.String(validate=validate.OneOf([s.value for s in DocumentStatus]))
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    per_page = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
+
+
+class DocumentPageSchema(Schema):
+    items = fields.List(fields.Nested(DocumentSchema), attribute="documents")
+    page = fields.Integer()
+    per_page = fields.Integer()
+    total = fields.Integer()
+    pages = fields.Integer()

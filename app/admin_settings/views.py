@@ -1,0 +1,203 @@
+"""Settings › Administraties, an administration's page, users and connections."""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, request, send_file, url_for
+from flask_babel import gettext as _
+from flask_babel import ngettext
+from flask_login import current_user, login_required
+from werkzeug.exceptions import NotFound
+from wtforms import SelectChoice
+
+from app.admin_settings import services
+from app.admin_settings.forms import UploadForm
+from app.admin_settings.models import DocumentKind, DocumentStatus
+from app.auth.views import origin
+from app.errors import ServiceError
+from app.extensions import db
+from app.storage import blob_store
+from app.templating import label
+
+bp = Blueprint("admin_settings", __name__, url_prefix="/settings")
+
+
+@bp.before_request
+@login_required
+def _require_login():
+    """Every page here needs a logged-in user; support has no environment here."""
+    if current_user.is_support:
+        raise NotFound()
+
+
+@bp.get("/administrations")
+def administrations():
+    groups = services.list_administrations(current_user)
+    return render_template("admin_settings/administrations.html", groups=groups)
+
+
+def _status_filter() -> DocumentStatus | None:
+    value = request.args.get("status", "")
+    try:
+        return DocumentStatus(value) if value else None
+    except ValueError:
+        return None
+
+
+def _page() -> int:
+    return request.args.get("page", 1, type=int) or 1
+
+
+def _upload_form() -> UploadForm:
+    form = UploadForm()
+    form.kind.choices = [SelectChoice(k.value, label(k)) for k in DocumentKind]
+    return form
+
+
+def _render_administration(administration_id: int, upload_form: UploadForm, status_code: int = 200):
+    row = services.get_administration(current_user, administration_id)
+    status = _status_filter()
+    page = services.list_documents(current_user, administration_id, status=status, page=_page())
+    return (
+        render_template(
+            "admin_settings/administration.html",
+            row=row,
+            administration=row.administration,
+            documents=page,
+            status=status,
+            statuses=list(DocumentStatus),
+            upload_form=upload_form,
+        ),
+        status_code,
+    )
+
+
+@bp.get("/administrations/<int:administration_id>")
+def administration(administration_id: int):
+    return _render_administration(administration_id, _upload_form())
+
+
+def _back(administration_id: int):
+    """Back to the administration's page, keeping the filter and page the user was on."""
+    return redirect(
+        url_for(
+            "admin_settings.administration",
+            administration_id=administration_id,
+            status=request.form.get("status") or None,
+            page=request.form.get("page", type=int) or None,
+        )
+        + (request.form.get("anchor") or "")
+    )
+
+
+@bp.post("/administrations/<int:administration_id>/documents/decide")
+def decide_documents(administration_id: int):
+    # A row's own button names its document in the query string; the toolbar
+    # buttons act on the ticked checkboxes.
+    one = request.args.get("one")
+    action = request.args.get("action") if one else request.form.get("action", "")
+    try:
+        document_ids = [int(v) for v in ([one] if one else request.form.getlist("document_ids"))]
+    except ValueError:
+        raise NotFound() from None
+    try:
+        changed = services.decide_documents(
+            current_user, administration_id, document_ids, action or "", origin=origin()
+        )
+    except ServiceError as error:
+        flash(error.translated(), "error")
+        return _back(administration_id)
+    db.session.commit()
+    if action == "approve":
+        message = ngettext("%(num)d document approved.", "%(num)d documents approved.", changed)
+    else:
+        message = ngettext("%(num)d document rejected.", "%(num)d documents rejected.", changed)
+    flash(message, "success")
+    return _back(administration_id)
+
+
+@bp.post("/administrations/<int:administration_id>/documents")
+def upload_document(administration_id: int):
+    form = _upload_form()
+    if form.validate_on_submit():
+        upload = form.file.data
+        try:
+            services.upload_document(
+                current_user,
+                administration_id,
+                filename=upload.filename or "document",
+                data=upload.read(),
+                kind=DocumentKind(form.kind.data),
+                counterparty=form.counterparty.data,
+                invoice_date=form.invoice_date.data,
+                origin=origin(),
+            )
+        except ServiceError as error:
+            form.file.errors = [error.translated()]
+        else:
+            db.session.commit()
+            flash(_("The document has been uploaded and waits for a decision."), "success")
+            return redirect(url_for("admin_settings.administration", administration_id=administration_id))
+    return _render_administration(administration_id, form, 422)
+
+
+@bp.get("/administrations/<int:administration_id>/documents/<int:document_id>/file")
+def document_file(administration_id: int, document_id: int):
+    document = services.get_document(current_user, administration_id, document_id)
+    response = send_file(
+        blob_store().open(document.blob_key),
+        mimetype=document.content_type,
+        download_name=document.filename,
+        as_attachment=request.args.get("download") == "1",
+        max_age=0,
+    )
+    # An uploaded file never runs script in our origin.
+    response.headers["Content-Security-Policy"] = "sandbox; default-src 'none'; img-src 'self'; object-src 'self'"
+    return response
+
+
+@bp.post("/administrations/<int:administration_id>/workflows/<int:workflow_id>/deactivate")
+def deactivate_workflow(administration_id: int, workflow_id: int):
+    try:
+        workflow = services.deactivate_workflow(current_user, administration_id, workflow_id, origin=origin())
+    except ServiceError as error:
+        flash(error.translated(), "error")
+    else:
+        db.session.commit()
+        flash(_("Workflow “%(name)s” has been deactivated.", name=workflow.name), "success")
+    return _back(administration_id)
+
+
+@bp.post("/administrations/<int:administration_id>/workflows/<int:workflow_id>/delete")
+def delete_workflow(administration_id: int, workflow_id: int):
+    try:
+        services.delete_workflow(current_user, administration_id, workflow_id, origin=origin())
+    except ServiceError as error:
+        flash(error.translated(), "error")
+    else:
+        db.session.commit()
+        flash(_("The workflow has been deleted."), "success")
+    return _back(administration_id)
+
+
+@bp.post("/administrations/<int:administration_id>/authorization-steps/<int:step_id>/delete")
+def remove_authorizer(administration_id: int, step_id: int):
+    try:
+        services.remove_authorizer(current_user, administration_id, step_id, origin=origin())
+    except ServiceError as error:
+        flash(error.translated(), "error")
+    else:
+        db.session.commit()
+        flash(_("The authorizer has been removed from the authorization flow."), "success")
+    return _back(administration_id)
+
+
+@bp.get("/users")
+def users():
+    return render_template("admin_settings/users.html", users=services.list_users(current_user))
+
+
+@bp.get("/connections")
+def connections():
+    return render_template(
+        "admin_settings/connections.html", connections=services.list_connections(current_user)
+    )

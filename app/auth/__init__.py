@@ -1,0 +1,1 @@
+"""Logging in, users, roles and personal API tokens."""

@@ -1,0 +1,158 @@
+"""Authentication, API tokens and user preferences. Services flush, never commit."""
+
+from __future__ import annotations
+
+from flask import current_app
+from sqlalchemy import func, select
+from werkzeug.exceptions import NotFound
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from app import audit
+from app.auth.domain import new_api_token, token_digest, token_display_prefix
+from app.auth.models import ApiToken, Role, User
+from app.db import utcnow
+from app.errors import ServiceError
+from app.extensions import db
+
+# Compared against when the e-mail is unknown, so a wrong e-mail costs as much time
+# as a wrong password and the answer reveals nothing.
+_DUMMY_HASH: dict[str, str] = {}
+
+
+def hash_password(password: str) -> str:
+    return generate_password_hash(password, method=current_app.config["PASSWORD_HASH_METHOD"])
+
+
+def authenticate(email: str, password: str, *, origin: str) -> User | None:
+    """The user with these credentials, or ``None``. Failures are audited."""
+    user = db.session.scalars(
+        select(User).where(func.lower(User.email) == email.strip().lower())
+    ).one_or_none()
+    if user is None:
+        method = current_app.config["PASSWORD_HASH_METHOD"]
+        dummy = _DUMMY_HASH.setdefault(method, hash_password("not a password"))
+        check_password_hash(dummy, password)
+        audit.record(
+            "login_failed",
+            actor=None,
+            object_type="user",
+            object_id=None,
+            environment_id=None,
+            origin=origin,
+            details={"reason": "unknown_email"},
+        )
+        return None
+    if not check_password_hash(user.password_hash, password):
+        audit.record(
+            "login_failed",
+            actor=user,
+            object_type="user",
+            object_id=user.id,
+            environment_id=user.environment_id,
+            origin=origin,
+            details={"reason": "wrong_password"},
+        )
+        return None
+    audit.record(
+        "login",
+        actor=user,
+        object_type="user",
+        object_id=user.id,
+        environment_id=user.environment_id,
+        origin=origin,
+    )
+    return user
+
+
+def create_user(
+    *,
+    email: str,
+    name: str,
+    role: Role,
+    password: str,
+    environment_id: int | None,
+) -> User:
+    user = User(
+        email=email.strip().lower(),
+        name=name,
+        role=role,
+        password_hash=hash_password(password),
+        environment_id=environment_id,
+    )
+    db.session.add(user)
+    db.session.flush()
+    return user
+
+
+def create_api_token(actor: User, name: str, *, origin: str) -> tuple[ApiToken, str]:
+    """A new personal token for ``actor``: the stored row and the token, shown once."""
+    name = name.strip()
+    if not name:
+        raise ServiceError("name", "Give the token a name.")
+    token = new_api_token()
+    row = ApiToken(
+        user_id=actor.id,
+        name=name[:100],
+        digest=token_digest(token),
+        prefix=token_display_prefix(token),
+    )
+    db.session.add(row)
+    db.session.flush()
+    audit.record(
+        "api_token_created",
+        actor=actor,
+        object_type="api_token",
+        object_id=row.id,
+        environment_id=actor.environment_id,
+        origin=origin,
+        details={"name": row.name},
+    )
+    return row, token
+
+
+def revoke_api_token(actor: User, token_id: int, *, origin: str) -> None:
+    """Delete one of the actor's own tokens; another user's token is a 404."""
+    row = db.session.scalars(
+        select(ApiToken).where(ApiToken.id == token_id, ApiToken.user_id == actor.id)
+    ).one_or_none()
+    if row is None:
+        raise NotFound()
+    db.session.delete(row)
+    audit.record(
+        "api_token_revoked",
+        actor=actor,
+        object_type="api_token",
+        object_id=token_id,
+        environment_id=actor.environment_id,
+        origin=origin,
+        details={"name": row.name},
+    )
+
+
+def user_for_token(token: str) -> User | None:
+    """The owner of a bearer token, or ``None``; records when the token was last used."""
+    row = db.session.scalars(
+        select(ApiToken).where(ApiToken.digest == token_digest(token))
+    ).one_or_none()
+    if row is None:
+        return None
+    now = utcnow()
+    if row.last_used_at is None or (now - row.last_used_at).total_seconds() > 60:
+        row.last_used_at = now
+    return row.user
+
+
+def list_api_tokens(actor: User) -> list[ApiToken]:
+    return list(
+        db.session.scalars(
+            select(ApiToken).where(ApiToken.user_id == actor.id).order_by(ApiToken.created_at)
+        )
+    )
+
+
+def set_language(actor: User | None, language: str) -> None:
+    """Remember a logged-in user's language choice."""
+    if language not in current_app.config["LANGUAGES"]:
+        raise ServiceError("language", "Unknown language.")
+    if actor is not None:
+        actor.language = language

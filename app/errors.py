@@ -1,0 +1,92 @@
+"""One error shape for the API, friendly pages for people.
+
+JSON errors look like flask-smorest's own: ``{"code", "status", "message",
+"errors"}``, where ``errors`` maps field names to lists of messages. A request
+gets JSON when it is for the API or prefers JSON over HTML.
+"""
+
+from __future__ import annotations
+
+from flask import Flask, render_template, request
+from flask_babel import gettext as _
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+
+class ServiceError(Exception):
+    """Bad input a service refuses, tied to the field it concerns.
+
+    ``message`` is an untranslated msgid; views and the API translate it, so
+    ``params`` fill its placeholders after translation.
+    """
+
+    def __init__(self, field: str, message: str, **params) -> None:
+        super().__init__(message % params if params else message)
+        self.field = field
+        self.message = message
+        self.params = params
+
+    def translated(self) -> str:
+        return _(self.message, **self.params)
+
+
+def wants_json() -> bool:
+    if request.path.startswith("/api/"):
+        return True
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return best == "application/json" and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
+
+
+def error_body(code: int, status: str, message: str, errors: dict | None = None) -> dict:
+    body = {"code": code, "status": status, "message": message}
+    if errors:
+        body["errors"] = errors
+    return body
+
+
+def _messages() -> dict[int, str]:
+    return {
+        400: _("The request could not be understood. Reload the page and try again."),
+        401: _("Log in to continue."),
+        403: _("You do not have permission to do this."),
+        404: _("This page does not exist, or it is not yours to see."),
+        405: _("This action is not possible here."),
+        413: _("The file is too large."),
+        422: _("Some of the input is not valid."),
+        429: _("Too many attempts. Wait a moment and try again."),
+        500: _("Something went wrong on our side. Try again later."),
+    }
+
+
+def handle_http_exception(error: HTTPException):
+    code = error.code or 500
+    message = _messages().get(code, error.description or error.name)
+    if isinstance(error, CSRFError):
+        message = _("The form has expired or was not sent from this site. Reload the page and try again.")
+    if isinstance(error, RequestEntityTooLarge):
+        message = _("The file is too large. The maximum is %(mb)s MB.", mb=_upload_limit_mb())
+    headers = error.get_response().headers if code in (405, 429) else {}
+    if wants_json():
+        errors = None
+        data = getattr(error, "data", None)
+        if isinstance(data, dict) and "messages" in data:  # webargs validation errors
+            errors = data["messages"]
+            if isinstance(errors, dict) and len(errors) == 1 and "json" in errors:
+                errors = errors["json"]
+        body = error_body(code, error.name, message, errors)
+        extra = {k: v for k, v in headers.items() if k in ("Allow", "Retry-After")}
+        if code == 401:
+            extra["WWW-Authenticate"] = 'Bearer realm="overdracht"'
+        return body, code, extra
+    response = render_template("errors/error.html", code=code, title=error.name, message=message)
+    return response, code, {k: v for k, v in headers.items() if k in ("Allow", "Retry-After")}
+
+
+def _upload_limit_mb() -> str:
+    from flask import current_app
+
+    return f"{current_app.config['MAX_UPLOAD_BYTES'] / (1024 * 1024):g}"
+
+
+def register_errorhandlers(app: Flask) -> None:
+    app.register_error_handler(HTTPException, handle_http_exception)

@@ -1,0 +1,1 @@
+"""Support staff: every environment's metadata, never document contents."""

@@ -1,0 +1,145 @@
+"""Settings classes: development (SQLite in instance/), testing, production.
+
+``create_app`` takes one of these classes (or its name). Every value can be
+overridden by an environment variable of the same name where noted.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+INSTANCE_DIR = BASE_DIR / "instance"
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value else default
+
+
+class Config:
+    """Settings shared by every environment."""
+
+    SECRET_KEY: str | None = None
+    SQLALCHEMY_DATABASE_URI: str | None = None
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {}
+
+    # Sessions and CSRF.
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = False
+    REMEMBER_COOKIE_HTTPONLY = True
+    REMEMBER_COOKIE_SAMESITE = "Lax"
+    REMEMBER_COOKIE_SECURE = False
+    WTF_CSRF_ENABLED = True
+    WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session
+
+    # Internationalisation: Dutch by default, English on request.
+    BABEL_DEFAULT_LOCALE = "nl"
+    BABEL_DEFAULT_TIMEZONE = "Europe/Amsterdam"
+    LANGUAGES = ("nl", "en")
+
+    # Product settings.
+    MAIL_DOMAIN = os.environ.get("MAIL_DOMAIN", "in.overdracht.example")
+    MAX_UPLOAD_BYTES = _env_int("MAX_UPLOAD_BYTES", 10 * 1024 * 1024)
+    # Requests may carry a little more than one file (form fields, multipart framing).
+    MAX_CONTENT_LENGTH = MAX_UPLOAD_BYTES + 64 * 1024
+    BLOB_ROOT = os.environ.get("BLOB_ROOT", str(INSTANCE_DIR / "blobs"))
+    DOCUMENTS_PER_PAGE = 50
+    PASSWORD_HASH_METHOD = "scrypt"
+    DEMO_PASSWORD: str | None = None
+
+    # Login throttling (Flask-Limiter).
+    RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
+    RATELIMIT_ENABLED = True
+    RATELIMIT_HEADERS_ENABLED = True
+    LOGIN_RATE_LIMIT = "20 per minute"
+
+    # JSON API (flask-smorest).
+    API_TITLE = "Overdracht API"
+    API_VERSION = "v1"
+    OPENAPI_VERSION = "3.0.3"
+    OPENAPI_URL_PREFIX = "/api/v1"
+    OPENAPI_JSON_PATH = "openapi.json"
+    API_SPEC_OPTIONS = {
+        "components": {
+            "securitySchemes": {
+                "bearerAuth": {"type": "http", "scheme": "bearer"},
+            }
+        },
+        "security": [{"bearerAuth": []}],
+    }
+
+    @classmethod
+    def finalize(cls, config: dict) -> None:
+        """Complete ``config`` (the app's) from the environment; raise when it cannot run."""
+
+
+def _development_secret_key() -> str:
+    """A random key kept in instance/ so sessions survive a restart of `make run`."""
+    INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
+    key_file = INSTANCE_DIR / "secret_key"
+    if not key_file.exists():
+        key_file.write_text(secrets.token_hex(32))
+        key_file.chmod(0o600)
+    return key_file.read_text().strip()
+
+
+class DevelopmentConfig(Config):
+    DEBUG = True
+    SQLALCHEMY_DATABASE_URI = os.environ.get(
+        "DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'overdracht.sqlite'}"
+    )
+    DEMO_PASSWORD = "demo"
+
+    @classmethod
+    def finalize(cls, config: dict) -> None:
+        config["SECRET_KEY"] = os.environ.get("SECRET_KEY") or _development_secret_key()
+
+
+class TestingConfig(Config):
+    TESTING = True
+    SECRET_KEY = "testing-only-key"
+    SQLALCHEMY_DATABASE_URI = os.environ.get("TEST_DATABASE_URL", "sqlite://")
+    PASSWORD_HASH_METHOD = "pbkdf2:sha256:1000"  # fast hashes keep the suite quick
+    DEMO_PASSWORD = "demo"
+    RATELIMIT_ENABLED = False
+
+
+class ProductionConfig(Config):
+    SESSION_COOKIE_SECURE = True
+    REMEMBER_COOKIE_SECURE = True
+    PREFERRED_URL_SCHEME = "https"
+    RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "redis://127.0.0.1:6379")
+
+    @classmethod
+    def finalize(cls, config: dict) -> None:
+        config["SECRET_KEY"] = os.environ.get("SECRET_KEY")
+        config["SQLALCHEMY_DATABASE_URI"] = os.environ.get("DATABASE_URL")
+        missing = [
+            name
+            for name, key in (("SECRET_KEY", "SECRET_KEY"), ("DATABASE_URL", "SQLALCHEMY_DATABASE_URI"))
+            if not config.get(key)
+        ]
+        if missing:
+            raise RuntimeError(
+                "Production settings need these environment variables: " + ", ".join(missing)
+            )
+
+
+CONFIGS: dict[str, type[Config]] = {
+    "development": DevelopmentConfig,
+    "testing": TestingConfig,
+    "production": ProductionConfig,
+}
+
+
+def get_config(name: str | None = None) -> type[Config]:
+    """The settings class for ``name`` (default: ``$OVERDRACHT_ENV`` or development)."""
+    name = name or os.environ.get("OVERDRACHT_ENV", "development")
+    try:
+        return CONFIGS[name]
+    except KeyError:
+        raise RuntimeError(f"Unknown settings {name!r}; choose one of {sorted(CONFIGS)}") from None

@@ -1,0 +1,179 @@
+"""Every route, walked as a superuser of another environment, never reveals or
+changes a Noord object.
+
+The table below must name every rule in ``app.url_map``: a new route that is
+not declared here fails ``test_every_route_declares_its_tenant_expectation``.
+"""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from app.admin_settings.models import AuthorizationStep, Document, Workflow
+from app.auth.models import ApiToken, User
+from app.extensions import db
+
+# What a superuser of another environment gets from each endpoint:
+#   "foreign" — the path names a Noord object: 404 for every method;
+#   "own"     — no object in the path; only the caller's own data (foreign ids in
+#               the query or body are ignored or refused, never shown or acted on);
+#   "public"  — nothing tenant-owned at all.
+EXPECTATIONS: dict[str, str] = {
+    "static": "public",
+    "api-docs.openapi_json": "public",
+    "auth.index": "own",
+    "auth.login": "public",
+    "auth.logout": "own",
+    "auth.language": "own",
+    "auth.account": "own",
+    "auth.revoke_token": "foreign",
+    "admin_settings.administrations": "own",
+    "admin_settings.administration": "foreign",
+    "admin_settings.decide_documents": "foreign",
+    "admin_settings.upload_document": "foreign",
+    "admin_settings.document_file": "foreign",
+    "admin_settings.deactivate_workflow": "foreign",
+    "admin_settings.delete_workflow": "foreign",
+    "admin_settings.remove_authorizer": "foreign",
+    "admin_settings.users": "own",
+    "admin_settings.connections": "own",
+    "support.index": "foreign",  # support pages do not exist for a superuser
+    "auth_api.me": "own",
+    "administrations_api.list_administrations": "own",
+    "administrations_api.get_administration": "foreign",
+    "administrations_api.list_documents": "foreign",
+}
+
+SECRET_NAME = "Geheime Administratie Noord"
+SECRET_FILE = "noord-geheim-factuur.pdf"
+
+
+def test_every_route_declares_its_tenant_expectation(app):
+    endpoints = {rule.endpoint for rule in app.url_map.iter_rules()}
+    missing = sorted(endpoints - EXPECTATIONS.keys())
+    stale = sorted(EXPECTATIONS.keys() - endpoints)
+    assert not missing, f"routes without a tenant expectation: {missing}"
+    assert not stale, f"expectations for routes that no longer exist: {stale}"
+
+
+@pytest.fixture
+def noord(office, build, api_client):
+    """A Noord environment with one of every tenant object, and ids to aim at."""
+    administration = build.administration(office.connection, name=SECRET_NAME)
+    document = build.document(administration, filename=SECRET_FILE)
+    workflow = build.workflow(administration)
+    step = build.authorization_step(administration, office.authorizer)
+    api_client(office.superuser)  # gives Noord's superuser a token to aim at
+    token = db.session.scalars(select(ApiToken).where(ApiToken.user_id == office.superuser.id)).one()
+    ids = {
+        "administration_id": administration.id,
+        "document_id": document.id,
+        "workflow_id": workflow.id,
+        "step_id": step.id,
+        "token_id": token.id,
+    }
+    return office, ids
+
+
+def snapshot(environment_id: int) -> dict:
+    """Everything a walk could change in one environment."""
+    return {
+        "documents": sorted(
+            (d.id, d.status.value, d.decided_by_id)
+            for d in db.session.scalars(select(Document).where(Document.environment_id == environment_id))
+        ),
+        "workflows": sorted(
+            (w.id, w.active)
+            for w in db.session.scalars(select(Workflow).where(Workflow.environment_id == environment_id))
+        ),
+        "steps": sorted(
+            s.id
+            for s in db.session.scalars(
+                select(AuthorizationStep).where(AuthorizationStep.environment_id == environment_id)
+            )
+        ),
+        "tokens": sorted(
+            t.id
+            for t in db.session.scalars(
+                select(ApiToken).join(User).where(User.environment_id == environment_id)
+            )
+        ),
+    }
+
+
+def _url(app, rule, values: dict) -> str:
+    with app.test_request_context():
+        from flask import url_for
+
+        values = {**values, "filename": "app.css"}
+        args = {name: values[name] for name in rule.arguments}
+        return url_for(rule.endpoint, **args)
+
+
+def _walk(app, page_client, api_headers, api_http, ids: dict, own_ids: dict):
+    """Request every rule and method with foreign ids in the path, query and body."""
+    failures = []
+    foreign_query = {name: value for name, value in ids.items()}
+    foreign_query["document_ids"] = ids["document_id"]
+    # Logging out ends the walk's session, so it goes last.
+    rules = sorted(app.url_map.iter_rules(), key=lambda r: r.endpoint == "auth.logout")
+    for rule in rules:
+        expectation = EXPECTATIONS[rule.endpoint]
+        is_api = rule.rule.startswith("/api/")
+        variants = [ids]
+        path_args = [a for a in rule.arguments if a in ids]
+        if len(path_args) > 1:
+            # Own administration, foreign object beneath it: still a 404.
+            variants.append({**ids, "administration_id": own_ids["administration_id"]})
+        for values in variants:
+            url = _url(app, rule, values)
+            for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+                if is_api:
+                    response = api_http.open(
+                        url, method=method, headers=api_headers, query_string=foreign_query,
+                        json=foreign_query if method != "GET" else None,
+                    )
+                elif method == "GET":
+                    response = page_client.get(url, query_string=foreign_query)
+                else:
+                    response = page_client.post_form(
+                        url, {**foreign_query, "action": "approve", "language": "en"}
+                    )
+                body = response.get_data(as_text=True)
+                response.close()
+                where = f"{method} {url} ({rule.endpoint})"
+                if response.status_code >= 500:
+                    failures.append(f"{where}: {response.status_code}")
+                if expectation == "foreign" and response.status_code != 404:
+                    failures.append(f"{where}: expected 404, got {response.status_code}")
+                if SECRET_NAME in body or SECRET_FILE in body:
+                    failures.append(f"{where}: shows a Noord object")
+    return failures
+
+
+def test_a_superuser_of_another_environment_gets_404_on_every_noord_object(
+    app, noord, other_office, build, login, api_client
+):
+    office, ids = noord
+    own_administration = build.administration(other_office.connection, name="Zuid eigen")
+    build.document(own_administration)
+    own_ids = {"administration_id": own_administration.id}
+    before = snapshot(office.environment.id)
+
+    page_client = login(other_office.superuser)
+    api_http, api_headers = api_client(other_office.superuser)
+    failures = _walk(app, page_client, api_headers, api_http, ids, own_ids)
+
+    db.session.expire_all()
+    assert failures == [], "\n".join(failures)
+    assert snapshot(office.environment.id) == before
+
+
+def test_the_api_list_of_another_environment_never_includes_noord(noord, other_office, build, api_client):
+    _office, ids = noord
+    build.administration(other_office.connection, name="Zuid eigen")
+    http, headers = api_client(other_office.superuser)
+    listed = http.get("/api/v1/administrations", headers=headers).get_json()
+    assert [a["name"] for a in listed] == ["Zuid eigen"]
+    assert ids["administration_id"] not in {a["id"] for a in listed}
