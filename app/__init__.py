@@ -33,7 +33,22 @@ def create_app(config: str | type[Config] | None = None, **overrides) -> Flask:
     register_errorhandlers(app)
     register_commands(app)
     register_template_helpers(app)
+    register_security_headers(app)
     return app
+
+
+def register_security_headers(app: Flask) -> None:
+    @app.after_request
+    def security_headers(response):
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; script-src 'self'; style-src 'self'; "
+            "img-src 'self' data:; frame-ancestors 'none'; form-action 'self'",
+        )
+        return response
 
 
 def register_extensions(app: Flask) -> None:
@@ -45,7 +60,11 @@ def register_extensions(app: Flask) -> None:
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     csrf.init_app(app)
     limiter.init_app(app)
-    babel.init_app(app, locale_selector=select_locale, default_translation_directories=str(ROOT / "translations"))
+    babel.init_app(
+        app,
+        locale_selector=select_locale,
+        default_translation_directories=str(ROOT / "translations"),
+    )
     api.init_app(app)
     init_storage(app)
 
@@ -115,9 +134,8 @@ def register_template_helpers(app: Flask) -> None:
     @app.context_processor
     def permissions():
         def can(permission: str) -> bool:
-            return (
-                current_user.is_authenticated
-                and has_permission(current_user.role, Permission(permission))
+            return current_user.is_authenticated and has_permission(
+                current_user.role, Permission(permission)
             )
 
         return {"can": can}

@@ -34,7 +34,10 @@ def wants_json() -> bool:
     if request.path.startswith("/api/"):
         return True
     best = request.accept_mimetypes.best_match(["text/html", "application/json"])
-    return best == "application/json" and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
+    return (
+        best == "application/json"
+        and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
+    )
 
 
 def error_body(code: int, status: str, message: str, errors: dict | None = None) -> dict:
@@ -62,7 +65,9 @@ def handle_http_exception(error: HTTPException):
     code = error.code or 500
     message = _messages().get(code, error.description or error.name)
     if isinstance(error, CSRFError):
-        message = _("The form has expired or was not sent from this site. Reload the page and try again.")
+        message = _(
+            "The form has expired or was not sent from this site. Reload the page and try again."
+        )
     if isinstance(error, RequestEntityTooLarge):
         message = _("The file is too large. The maximum is %(mb)s MB.", mb=_upload_limit_mb())
     headers = error.get_response().headers if code in (405, 429) else {}

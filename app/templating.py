@@ -62,9 +62,7 @@ def register(app: Flask) -> None:
     app.jinja_env.filters["label"] = label
     app.jinja_env.filters["filesize"] = filesize
     app.jinja_env.filters["date"] = lambda d, fmt="medium": format_date(d, fmt) if d else ""
-    app.jinja_env.filters["datetime"] = (
-        lambda d, fmt="medium": format_datetime(d, fmt) if d else ""
-    )
-    app.jinja_env.filters["money"] = (
-        lambda amount, currency="EUR": "" if amount is None else f"{currency} {format_decimal(amount, format='#,##0.00')}"
+    app.jinja_env.filters["datetime"] = lambda d, fmt="medium": format_datetime(d, fmt) if d else ""
+    app.jinja_env.filters["money"] = lambda amount, currency="EUR": (
+        "" if amount is None else f"{currency} {format_decimal(amount, format='#,##0.00')}"
     )

@@ -120,7 +120,10 @@ class ProductionConfig(Config):
         config["SQLALCHEMY_DATABASE_URI"] = os.environ.get("DATABASE_URL")
         missing = [
             name
-            for name, key in (("SECRET_KEY", "SECRET_KEY"), ("DATABASE_URL", "SQLALCHEMY_DATABASE_URI"))
+            for name, key in (
+                ("SECRET_KEY", "SECRET_KEY"),
+                ("DATABASE_URL", "SQLALCHEMY_DATABASE_URI"),
+            )
             if not config.get(key)
         ]
         if missing:

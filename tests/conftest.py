@@ -203,7 +203,9 @@ class Builders:
         db.session.commit()
         return administration
 
-    def document(self, administration, status: str = "pending", content: bytes | None = None, **fields):
+    def document(
+        self, administration, status: str = "pending", content: bytes | None = None, **fields
+    ):
         from app.admin_settings.models import Document, DocumentKind, DocumentStatus
         from app.storage import blob_store
 
@@ -244,7 +246,9 @@ class Builders:
         db.session.commit()
         return workflow
 
-    def authorization_step(self, administration, authorizer, flow=None, position: int | None = None):
+    def authorization_step(
+        self, administration, authorizer, flow=None, position: int | None = None
+    ):
         from app.admin_settings.models import AuthorizationFlow, AuthorizationStep
 
         if flow is None:
@@ -289,7 +293,9 @@ def office(build) -> Office:
         environment=env,
         superuser=build.user(env, "superuser", email="super@noord.example", name="Sanne Noord"),
         user=build.user(env, "user", email="user@noord.example"),
-        authorizer=build.user(env, "authorizer", email="autorisator@noord.example", name="J. de Vries"),
+        authorizer=build.user(
+            env, "authorizer", email="autorisator@noord.example", name="J. de Vries"
+        ),
         connection=build.connection(env),
     )
 

@@ -197,9 +197,7 @@ class Document(TenantMixin, db.Model):
     )
     booked_year: Mapped[int | None] = mapped_column(Integer)
     booked_period: Mapped[int | None] = mapped_column(Integer)
-    uploaded_by_id: Mapped[int | None] = mapped_column(
-        ForeignKey("users.id", ondelete="SET NULL")
-    )
+    uploaded_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     uploaded_by_name: Mapped[str | None] = mapped_column(String(200))
     decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     decided_by_name: Mapped[str | None] = mapped_column(String(200))

@@ -32,10 +32,12 @@ from app.admin_settings.models import (
     Document,
     DocumentKind,
     DocumentStatus,
+    Package,
     Workflow,
 )
 from app.auth.domain import Permission, has_permission
-from app.auth.models import User
+from app.auth.models import Role, User
+from app.auth.services import create_user
 from app.db import utcnow
 from app.errors import ServiceError
 from app.extensions import db
@@ -101,7 +103,9 @@ def list_administrations(actor: User) -> list[tuple[Connection, list[Administrat
     """The actor's administrations grouped per connection, each with its facts."""
     require(actor, Permission.VIEW_ADMINISTRATIONS)
     connections = list(
-        db.session.scalars(scoped_select(Connection, actor).order_by(Connection.name, Connection.id))
+        db.session.scalars(
+            scoped_select(Connection, actor).order_by(Connection.name, Connection.id)
+        )
     )
     administrations = list(
         db.session.scalars(scoped_select(Administration, actor).order_by(Administration.name))
@@ -231,7 +235,9 @@ def upload_document(
         )
     content_type = sniff_content_type(data[:16])
     if content_type is None:
-        raise ServiceError("file", "Only PDF files and images (PNG, JPEG, GIF, TIFF, WebP) can be uploaded.")
+        raise ServiceError(
+            "file", "Only PDF files and images (PNG, JPEG, GIF, TIFF, WebP) can be uploaded."
+        )
     key = blob_store().put(data)
     document = Document(
         environment_id=administration.environment_id,
@@ -271,7 +277,9 @@ def _workflow(actor: User, administration_id: int, workflow_id: int) -> Workflow
     return workflow
 
 
-def deactivate_workflow(actor: User, administration_id: int, workflow_id: int, *, origin: str) -> Workflow:
+def deactivate_workflow(
+    actor: User, administration_id: int, workflow_id: int, *, origin: str
+) -> Workflow:
     workflow = _workflow(actor, administration_id, workflow_id)
     if workflow.active:
         workflow.active = False
@@ -348,3 +356,52 @@ def list_connections(actor: User) -> list[tuple[Connection, int]]:
         scoped_select(Connection, actor).order_by(Connection.name, Connection.id)
     )
     return [(c, counts.get(c.id, 0)) for c in connections]
+
+
+def add_connection(actor: User, package: Package, name: str | None, *, origin: str) -> Connection:
+    """Link the actor's environment to an accounting package (several per package allowed)."""
+    require(actor, Permission.MANAGE_SETTINGS)
+    connection = Connection(
+        environment_id=actor.environment_id,
+        package=package,
+        name=(name or "").strip() or package.label,
+    )
+    db.session.add(connection)
+    db.session.flush()
+    audit.record(
+        "connection_added",
+        actor=actor,
+        object_type="connection",
+        object_id=connection.id,
+        environment_id=actor.environment_id,
+        origin=origin,
+        details={"package": package.value, "name": connection.name},
+    )
+    return connection
+
+
+def add_user(actor: User, *, email: str, name: str, role: Role, password: str, origin: str) -> User:
+    """Add a superuser, user or authorizer to the actor's environment."""
+    require(actor, Permission.MANAGE_SETTINGS)
+    if role is Role.SUPPORT:
+        raise ServiceError("role", "Choose superuser, user or authorizer.")
+    email = email.strip().lower()
+    if db.session.scalar(select(func.count()).where(func.lower(User.email) == email)):
+        raise ServiceError("email", "There is already a user with this e-mail address.")
+    user = create_user(
+        email=email,
+        name=name.strip(),
+        role=role,
+        password=password,
+        environment_id=actor.environment_id,
+    )
+    audit.record(
+        "user_added",
+        actor=actor,
+        object_type="user",
+        object_id=user.id,
+        environment_id=actor.environment_id,
+        origin=origin,
+        details={"email": user.email, "role": role.value},
+    )
+    return user

@@ -10,8 +10,9 @@ from werkzeug.exceptions import NotFound
 from wtforms import SelectChoice
 
 from app.admin_settings import services
-from app.admin_settings.forms import UploadForm
-from app.admin_settings.models import DocumentKind, DocumentStatus
+from app.admin_settings.forms import ConnectionForm, UploadForm, UserForm
+from app.admin_settings.models import DocumentKind, DocumentStatus, Package
+from app.auth.models import Role
 from app.auth.views import origin
 from app.errors import ServiceError
 from app.extensions import db
@@ -136,7 +137,9 @@ def upload_document(administration_id: int):
         else:
             db.session.commit()
             flash(_("The document has been uploaded and waits for a decision."), "success")
-            return redirect(url_for("admin_settings.administration", administration_id=administration_id))
+            return redirect(
+                url_for("admin_settings.administration", administration_id=administration_id)
+            )
     return _render_administration(administration_id, form, 422)
 
 
@@ -151,14 +154,18 @@ def document_file(administration_id: int, document_id: int):
         max_age=0,
     )
     # An uploaded file never runs script in our origin.
-    response.headers["Content-Security-Policy"] = "sandbox; default-src 'none'; img-src 'self'; object-src 'self'"
+    response.headers["Content-Security-Policy"] = (
+        "sandbox; default-src 'none'; img-src 'self'; object-src 'self'"
+    )
     return response
 
 
 @bp.post("/administrations/<int:administration_id>/workflows/<int:workflow_id>/deactivate")
 def deactivate_workflow(administration_id: int, workflow_id: int):
     try:
-        workflow = services.deactivate_workflow(current_user, administration_id, workflow_id, origin=origin())
+        workflow = services.deactivate_workflow(
+            current_user, administration_id, workflow_id, origin=origin()
+        )
     except ServiceError as error:
         flash(error.translated(), "error")
     else:
@@ -191,13 +198,50 @@ def remove_authorizer(administration_id: int, step_id: int):
     return _back(administration_id)
 
 
-@bp.get("/users")
+def _user_form() -> UserForm:
+    form = UserForm()
+    form.role.choices = [
+        SelectChoice(r.value, label(r)) for r in (Role.USER, Role.AUTHORIZER, Role.SUPERUSER)
+    ]
+    return form
+
+
+@bp.route("/users", methods=["GET", "POST"])
 def users():
-    return render_template("admin_settings/users.html", users=services.list_users(current_user))
-
-
-@bp.get("/connections")
-def connections():
+    form = _user_form()
+    if form.validate_on_submit():
+        try:
+            user = services.add_user(
+                current_user,
+                email=form.email.data,
+                name=form.name.data,
+                role=Role(form.role.data),
+                password=form.password.data,
+                origin=origin(),
+            )
+        except ServiceError as error:
+            getattr(form, error.field).errors.append(error.translated())
+        else:
+            db.session.commit()
+            flash(_("%(name)s has been added.", name=user.name), "success")
+            return redirect(url_for("admin_settings.users"))
     return render_template(
-        "admin_settings/connections.html", connections=services.list_connections(current_user)
-    )
+        "admin_settings/users.html", users=services.list_users(current_user), form=form
+    ), 422 if form.errors else 200
+
+
+@bp.route("/connections", methods=["GET", "POST"])
+def connections():
+    form = ConnectionForm()
+    if form.validate_on_submit():
+        connection = services.add_connection(
+            current_user, Package(form.package.data), form.name.data, origin=origin()
+        )
+        db.session.commit()
+        flash(_("Connection “%(name)s” has been added.", name=connection.name), "success")
+        return redirect(url_for("admin_settings.connections"))
+    return render_template(
+        "admin_settings/connections.html",
+        connections=services.list_connections(current_user),
+        form=form,
+    ), 422 if form.errors else 200

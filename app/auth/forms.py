@@ -1,6 +1,6 @@
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import EmailField, SelectChoice, HiddenField, PasswordField, SelectField, StringField
+from wtforms import EmailField, HiddenField, PasswordField, SelectChoice, SelectField, StringField
 from wtforms.validators import DataRequired, Length
 
 
@@ -11,7 +11,9 @@ class LoginForm(FlaskForm):
 
 
 class LanguageForm(FlaskForm):
-    language = SelectField(_l("Language"), choices=[SelectChoice("nl", "Nederlands"), SelectChoice("en", "English")])
+    language = SelectField(
+        _l("Language"), choices=[SelectChoice("nl", "Nederlands"), SelectChoice("en", "English")]
+    )
     next = HiddenField()
 
 
@@ -21,4 +23,3 @@ class ApiTokenForm(FlaskForm):
         validators=[DataRequired(), Length(max=100)],
         description=_l("For example the script or system that will use it."),
     )
-

@@ -94,7 +94,9 @@ def account():
     new_token = None
     if form.validate_on_submit():
         try:
-            _row, new_token = services.create_api_token(current_user, form.name.data, origin=origin())
+            _row, new_token = services.create_api_token(
+                current_user, form.name.data, origin=origin()
+            )
         except ServiceError as error:
             form.name.errors.append(error.translated())
         else:

@@ -34,6 +34,8 @@ def environment_overview(actor: User) -> list[EnvironmentSummary]:
     users = counts(User.environment_id)
     environments = db.session.scalars(select(Environment).order_by(Environment.name))
     return [
-        EnvironmentSummary(e, administrations.get(e.id, 0), documents.get(e.id, 0), users.get(e.id, 0))
+        EnvironmentSummary(
+            e, administrations.get(e.id, 0), documents.get(e.id, 0), users.get(e.id, 0)
+        )
         for e in environments
     ]

@@ -21,4 +21,6 @@ def _support_only():
 
 @bp.get("")
 def index():
-    return render_template("support/index.html", environments=services.environment_overview(current_user))
+    return render_template(
+        "support/index.html", environments=services.environment_overview(current_user)
+    )

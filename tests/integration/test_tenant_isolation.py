@@ -65,7 +65,9 @@ def noord(office, build, api_client):
     workflow = build.workflow(administration)
     step = build.authorization_step(administration, office.authorizer)
     api_client(office.superuser)  # gives Noord's superuser a token to aim at
-    token = db.session.scalars(select(ApiToken).where(ApiToken.user_id == office.superuser.id)).one()
+    token = db.session.scalars(
+        select(ApiToken).where(ApiToken.user_id == office.superuser.id)
+    ).one()
     ids = {
         "administration_id": administration.id,
         "document_id": document.id,
@@ -81,11 +83,15 @@ def snapshot(environment_id: int) -> dict:
     return {
         "documents": sorted(
             (d.id, d.status.value, d.decided_by_id)
-            for d in db.session.scalars(select(Document).where(Document.environment_id == environment_id))
+            for d in db.session.scalars(
+                select(Document).where(Document.environment_id == environment_id)
+            )
         ),
         "workflows": sorted(
             (w.id, w.active)
-            for w in db.session.scalars(select(Workflow).where(Workflow.environment_id == environment_id))
+            for w in db.session.scalars(
+                select(Workflow).where(Workflow.environment_id == environment_id)
+            )
         ),
         "steps": sorted(
             s.id
@@ -131,7 +137,10 @@ def _walk(app, page_client, api_headers, api_http, ids: dict, own_ids: dict):
             for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
                 if is_api:
                     response = api_http.open(
-                        url, method=method, headers=api_headers, query_string=foreign_query,
+                        url,
+                        method=method,
+                        headers=api_headers,
+                        query_string=foreign_query,
                         json=foreign_query if method != "GET" else None,
                     )
                 elif method == "GET":
@@ -170,7 +179,9 @@ def test_a_superuser_of_another_environment_gets_404_on_every_noord_object(
     assert snapshot(office.environment.id) == before
 
 
-def test_the_api_list_of_another_environment_never_includes_noord(noord, other_office, build, api_client):
+def test_the_api_list_of_another_environment_never_includes_noord(
+    noord, other_office, build, api_client
+):
     _office, ids = noord
     build.administration(other_office.connection, name="Zuid eigen")
     http, headers = api_client(other_office.superuser)
