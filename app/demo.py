@@ -350,6 +350,7 @@ def seed_demo(*, reset: bool = False, echo: Callable[[str], object] = print) -> 
         for table in reversed(db.metadata.sorted_tables):
             db.session.execute(table.delete())
         db.session.flush()
+        # Objects still in the session stand for rows that are gone now.
         db.session.expunge_all()
     elif _demo_exists():
         return _already_there_summary(demo_password)
@@ -461,12 +462,9 @@ def _refuse_partial_demo() -> None:
 
 
 def _already_there_summary(demo_password: str | None) -> str:
-    existing = {
-        user.email: user
-        for user in db.session.scalars(
-            select(User).where(User.email.in_([login.email for login in LOGINS]))
-        )
-    }
+    existing = set(
+        db.session.scalars(select(User.email).where(User.email.in_([x.email for x in LOGINS])))
+    )
     head = "The demo was already there; nothing changed (use --reset to seed it again)."
     if demo_password:
         note = f"Every demo login has the password {demo_password!r} (DEMO_PASSWORD)."

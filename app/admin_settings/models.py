@@ -113,9 +113,9 @@ class Environment(db.Model):
     plan: Mapped[Plan] = mapped_column(_enum(Plan))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
-    users: Mapped[list[User]] = relationship(back_populates="environment")
+    users: Mapped[list[User]] = relationship(back_populates="environment", passive_deletes=True)
     connections: Mapped[list[Connection]] = relationship(
-        back_populates="environment", order_by="Connection.id"
+        back_populates="environment", order_by="Connection.id", passive_deletes=True
     )
 
     def __repr__(self) -> str:
