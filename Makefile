@@ -77,7 +77,7 @@ translations-update: $(STAMP) ## Extract messages to translations/messages.pot a
 		test -f translations/$$lang/LC_MESSAGES/messages.po || \
 			$(BIN)/pybabel init -i translations/messages.pot -d translations -l $$lang; \
 	done
-	$(BIN)/pybabel update -i translations/messages.pot -d translations
+	$(BIN)/pybabel update --no-fuzzy-matching -i translations/messages.pot -d translations
 
 # --- running --------------------------------------------------------------------------------
 

@@ -13,6 +13,11 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 
+def N_(message: str) -> str:
+    """Mark a message for extraction; it is translated later, where it is shown."""
+    return message
+
+
 class ServiceError(Exception):
     """Bad input a service refuses, tied to the field it concerns.
 
@@ -61,9 +66,23 @@ def _messages() -> dict[int, str]:
     }
 
 
+def _titles() -> dict[int, str]:
+    return {
+        400: _("Bad request"),
+        401: _("Not logged in"),
+        403: _("Not allowed"),
+        404: _("Not found"),
+        405: _("Not possible"),
+        413: _("Too large"),
+        422: _("Invalid input"),
+        429: _("Too many attempts"),
+        500: _("Server error"),
+    }
+
+
 def handle_http_exception(error: HTTPException):
     code = error.code or 500
-    message = _messages().get(code, error.description or error.name)
+    message = _messages().get(code) or _("Something went wrong.")
     if isinstance(error, CSRFError):
         message = _(
             "The form has expired or was not sent from this site. Reload the page and try again."
@@ -83,7 +102,8 @@ def handle_http_exception(error: HTTPException):
         if code == 401:
             extra["WWW-Authenticate"] = 'Bearer realm="overdracht"'
         return body, code, extra
-    response = render_template("errors/error.html", code=code, title=error.name, message=message)
+    title = _titles().get(code) or _("Error")
+    response = render_template("errors/error.html", code=code, title=title, message=message)
     return response, code, {k: v for k, v in headers.items() if k in ("Allow", "Retry-After")}
 
 

@@ -39,7 +39,7 @@ from app.auth.domain import Permission, has_permission
 from app.auth.models import Role, User
 from app.auth.services import create_user
 from app.db import utcnow
-from app.errors import ServiceError
+from app.errors import N_, ServiceError
 from app.extensions import db
 from app.scoping import get_scoped_or_404, scoped_ids, scoped_select
 from app.storage import blob_store
@@ -54,7 +54,8 @@ def require(actor: User, permission: Permission) -> None:
 def _require_writable(administration: Administration) -> None:
     if is_read_only(administration.state):
         raise ServiceError(
-            "administration", "This administration has moved to another office and is read-only."
+            "administration",
+            N_("This administration has moved to another office and is read-only."),
         )
 
 
@@ -184,11 +185,11 @@ def decide_documents(
     administration = get_scoped_or_404(Administration, administration_id, actor)
     _require_writable(administration)
     if not document_ids:
-        raise ServiceError("document_ids", "Choose at least one document.")
+        raise ServiceError("document_ids", N_("Choose at least one document."))
     try:
         status = decision_status(action)
     except ValueError:
-        raise ServiceError("action", "Choose approve or reject.") from None
+        raise ServiceError("action", N_("Choose approve or reject.")) from None
     documents = scoped_ids(Document, document_ids, actor, administration_id=administration.id)
     now = utcnow()
     changed = [d for d in documents if d.status is not status]
@@ -227,16 +228,18 @@ def upload_document(
     administration = get_scoped_or_404(Administration, administration_id, actor)
     _require_writable(administration)
     if not data:
-        raise ServiceError("file", "The file is empty.")
+        raise ServiceError("file", N_("The file is empty."))
     limit = current_app.config["MAX_UPLOAD_BYTES"]
     if len(data) > limit:
         raise ServiceError(
-            "file", "The file is too large. The maximum is %(mb)s MB.", mb=f"{limit / 1048576:g}"
+            "file",
+            N_("The file is too large. The maximum is %(mb)s MB."),
+            mb=f"{limit / 1048576:g}",
         )
     content_type = sniff_content_type(data[:16])
     if content_type is None:
         raise ServiceError(
-            "file", "Only PDF files and images (PNG, JPEG, GIF, TIFF, WebP) can be uploaded."
+            "file", N_("Only PDF files and images (PNG, JPEG, GIF, TIFF, WebP) can be uploaded.")
         )
     key = blob_store().put(data)
     document = Document(
@@ -384,10 +387,10 @@ def add_user(actor: User, *, email: str, name: str, role: Role, password: str, o
     """Add a superuser, user or authorizer to the actor's environment."""
     require(actor, Permission.MANAGE_SETTINGS)
     if role is Role.SUPPORT:
-        raise ServiceError("role", "Choose superuser, user or authorizer.")
+        raise ServiceError("role", N_("Choose superuser, user or authorizer."))
     email = email.strip().lower()
     if db.session.scalar(select(func.count()).where(func.lower(User.email) == email)):
-        raise ServiceError("email", "There is already a user with this e-mail address.")
+        raise ServiceError("email", N_("There is already a user with this e-mail address."))
     user = create_user(
         email=email,
         name=name.strip(),

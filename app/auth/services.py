@@ -11,7 +11,7 @@ from app import audit
 from app.auth.domain import new_api_token, token_digest, token_display_prefix
 from app.auth.models import ApiToken, Role, User
 from app.db import utcnow
-from app.errors import ServiceError
+from app.errors import N_, ServiceError
 from app.extensions import db
 
 # Compared against when the e-mail is unknown, so a wrong e-mail costs as much time
@@ -88,7 +88,7 @@ def create_api_token(actor: User, name: str, *, origin: str) -> tuple[ApiToken, 
     """A new personal token for ``actor``: the stored row and the token, shown once."""
     name = name.strip()
     if not name:
-        raise ServiceError("name", "Give the token a name.")
+        raise ServiceError("name", N_("Give the token a name."))
     token = new_api_token()
     row = ApiToken(
         user_id=actor.id,
@@ -153,6 +153,6 @@ def list_api_tokens(actor: User) -> list[ApiToken]:
 def set_language(actor: User | None, language: str) -> None:
     """Remember a logged-in user's language choice."""
     if language not in current_app.config["LANGUAGES"]:
-        raise ServiceError("language", "Unknown language.")
+        raise ServiceError("language", N_("Unknown language."))
     if actor is not None:
         actor.language = language
