@@ -53,7 +53,8 @@ def register_security_headers(app: Flask) -> None:
 
 def register_extensions(app: Flask) -> None:
     from app.auth.models import User
-    from app.extensions import api, babel, csrf, db, limiter, login_manager, migrate
+    from app.email import register_relay_after_request
+    from app.extensions import api, babel, csrf, db, limiter, login_manager, mail, migrate
     from app.storage import init_storage
 
     db.init_app(app)
@@ -66,6 +67,8 @@ def register_extensions(app: Flask) -> None:
         default_translation_directories=str(ROOT / "translations"),
     )
     api.init_app(app)
+    mail.init_app(app)
+    register_relay_after_request(app)
     init_storage(app)
 
     login_manager.init_app(app)
@@ -101,14 +104,21 @@ def register_blueprints(app: Flask) -> None:
     from app.auth.views import bp as auth_bp
     from app.extensions import api, csrf
     from app.support.views import bp as support_bp
+    from app.transfers.api import blp as transfers_api
+    from app.transfers.views import bp as transfers_bp
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(admin_settings_bp)
+    app.register_blueprint(transfers_bp)
     app.register_blueprint(support_bp)
+    if app.config["DEV_MAILBOX"]:
+        from app.dev import bp as dev_bp
+
+        app.register_blueprint(dev_bp)
 
     # The API authenticates by bearer token only (never the session cookie), so it
     # cannot be driven cross-site and needs no CSRF token.
-    for blp in (auth_api, administrations_api):
+    for blp in (auth_api, administrations_api, transfers_api):
         csrf.exempt(blp)
         api.register_blueprint(blp, url_prefix="/api/v1" + (blp.url_prefix or ""))
 

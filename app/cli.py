@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import click
 from flask import Flask
 from sqlalchemy import func, select
@@ -43,6 +45,31 @@ def demo_command(reset: bool) -> None:
     click.echo(result)
 
 
+@click.command("scheduler")
+@click.option("--once", is_flag=True, help="Run every job once and exit.")
+def scheduler_command(once: bool) -> None:
+    """Run the scheduler (mail relay, expiry sweep, reminders) in this process."""
+    import logging
+    from datetime import UTC, datetime
+
+    from flask import current_app
+
+    from app.scheduler import build_scheduler, run_all_once
+
+    app = current_app._get_current_object()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s scheduler %(message)s")
+    if once:
+        run_all_once(app)
+        return
+    scheduler = build_scheduler(app)
+    for job in scheduler.get_jobs():
+        job.modify(next_run_time=datetime.now(UTC))
+    click.echo("Scheduler running: " + ", ".join(j.id for j in scheduler.get_jobs()))
+    with contextlib.suppress(KeyboardInterrupt, SystemExit):
+        scheduler.start()
+
+
 def register(app: Flask) -> None:
     app.cli.add_command(users_group)
     app.cli.add_command(demo_command)
+    app.cli.add_command(scheduler_command)

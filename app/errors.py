@@ -35,6 +35,21 @@ class ServiceError(Exception):
         return _(self.message, **self.params)
 
 
+class ValidationFailed(Exception):
+    """Several pieces of bad input at once; each a ``ServiceError`` for its field."""
+
+    def __init__(self, errors: list[ServiceError]) -> None:
+        super().__init__("; ".join(str(e) for e in errors))
+        self.errors = errors
+
+    def by_field(self) -> dict[str, list[str]]:
+        """Translated messages per field, as forms and the API show them."""
+        fields: dict[str, list[str]] = {}
+        for error in self.errors:
+            fields.setdefault(error.field, []).append(error.translated())
+        return fields
+
+
 def wants_json() -> bool:
     if request.path.startswith("/api/"):
         return True
@@ -95,8 +110,15 @@ def handle_http_exception(error: HTTPException):
         data = getattr(error, "data", None)
         if isinstance(data, dict) and "messages" in data:  # webargs validation errors
             errors = data["messages"]
-            if isinstance(errors, dict) and len(errors) == 1 and "json" in errors:
-                errors = errors["json"]
+            if (
+                isinstance(errors, dict)
+                and len(errors) == 1
+                and next(iter(errors)) in ("json", "query", "form")
+            ):
+                errors = next(iter(errors.values()))
+        elif isinstance(data, dict):  # flask_smorest.abort(code, message=..., errors=...)
+            errors = data.get("errors")
+            message = data.get("message") or message
         body = error_body(code, error.name, message, errors)
         extra = {k: v for k, v in headers.items() if k in ("Allow", "Retry-After")}
         if code == 401:

@@ -12,9 +12,11 @@ from app.admin_settings.models import (
     AdministrationState,
     DocumentKind,
     DocumentStatus,
+    Package,
     Plan,
 )
 from app.auth.models import Role
+from app.transfers.models import ItemState, TransferState
 
 LABELS = {
     AdministrationState.ACTIVE: _l("Active"),
@@ -33,6 +35,15 @@ LABELS = {
     Role.USER: _l("User"),
     Role.AUTHORIZER: _l("Authorizer"),
     Role.SUPPORT: _l("Support"),
+    ItemState.OFFERED: _l("Offered"),
+    ItemState.CLAIMING: _l("Being copied"),
+    ItemState.MIGRATED: _l("Migrated"),
+    ItemState.FAILED: _l("Failed"),
+    ItemState.REJECTED: _l("Rejected"),
+    ItemState.WITHDRAWN: _l("Withdrawn"),
+    ItemState.EXPIRED: _l("Expired"),
+    ItemState.REVOKED: _l("Revoked"),
+    TransferState.COMPLETED: _l("Completed"),
     BlockerKind.AUTHORIZERS_IN_FLOWS: _l("Authorizers in authorization flows"),
     BlockerKind.ACTIVE_WORKFLOWS: _l("Active workflows"),
     BlockerKind.UNDECIDED_DOCUMENTS: _l("Documents still to be decided"),
@@ -46,21 +57,38 @@ def label(value) -> str:
     return str(LABELS.get(value, value))
 
 
+def item_state_labels() -> dict[ItemState, str]:
+    """Each item state's word in the current language, for searching by status."""
+    return {state: str(LABELS[state]) for state in ItemState}
+
+
+def label_package(value: str) -> str:
+    """The accounting package's name for a stored package value."""
+    try:
+        return PACKAGE_LABELS[Package(value)]
+    except ValueError:
+        return value
+
+
 def filesize(n: int | None) -> str:
+    """A byte count for people: 512 B, 2,2 KB, 1 MB (the unit chosen after rounding)."""
     if n is None:
         return ""
+    if n < 1024:
+        return f"{n} B"
     size = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{format_decimal(round(size, 1))} {unit}" if unit != "B" else f"{n} B"
+    for unit in ("KB", "MB", "GB"):
         size /= 1024
-    return f"{n} B"
+        if round(size, 1) < 1024 or unit == "GB":
+            return f"{format_decimal(round(size, 1))} {unit}"
+    raise AssertionError("unreachable")
 
 
 def register(app: Flask) -> None:
     app.jinja_env.globals["get_locale"] = get_locale
     app.jinja_env.filters["label"] = label
     app.jinja_env.filters["filesize"] = filesize
+    app.jinja_env.filters["label_package"] = label_package
     app.jinja_env.filters["date"] = lambda d, fmt="medium": format_date(d, fmt) if d else ""
     app.jinja_env.filters["datetime"] = lambda d, fmt="medium": format_datetime(d, fmt) if d else ""
     app.jinja_env.filters["money"] = lambda amount, currency="EUR": (

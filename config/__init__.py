@@ -51,6 +51,34 @@ class Config:
     PASSWORD_HASH_METHOD = "scrypt"
     DEMO_PASSWORD: str | None = None
 
+    # Transfers.
+    TRANSFER_CODE_TTL_DAYS = _env_int("TRANSFER_CODE_TTL_DAYS", 15)
+    TRANSFER_REMINDER_DAYS = 3
+    TRANSFER_TERMS_VERSION = "2026-11"
+    TRANSFERS_PER_PAGE = 25
+    # Where links in e-mails point; mails are also written outside a request.
+    BASE_URL = os.environ.get("BASE_URL", "http://127.0.0.1:5000")
+
+    # Mail: written to the outbox, sent after commit by the relay.
+    MAIL_SERVER = os.environ.get("MAIL_SERVER")  # none: the local mailbox at /dev/mail
+    MAIL_PORT = _env_int("MAIL_PORT", 25)
+    MAIL_USE_TLS = os.environ.get("MAIL_USE_TLS") == "1"
+    MAIL_USERNAME = os.environ.get("MAIL_USERNAME")
+    MAIL_PASSWORD = os.environ.get("MAIL_PASSWORD")
+    MAIL_DEFAULT_SENDER = os.environ.get(
+        "MAIL_DEFAULT_SENDER", "Overdracht <noreply@overdracht.example>"
+    )
+    MAIL_SUPPRESS_SEND = False
+    MAIL_TIMEOUT = 10  # seconds to connect and per SMTP command
+    MAIL_LEASE_SECONDS = 300  # a claimed message is retried after this if its relay died
+    MAIL_MAX_ATTEMPTS = 8
+    MAIL_RELAY_AFTER_REQUEST = True
+    DEV_MAILBOX = False
+
+    # Scheduler intervals (seconds).
+    SCHEDULER_RELAY_SECONDS = 10
+    SCHEDULER_SWEEP_SECONDS = 60
+
     # Login throttling (Flask-Limiter).
     RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
     RATELIMIT_ENABLED = True
@@ -93,6 +121,7 @@ class DevelopmentConfig(Config):
         "DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'overdracht.sqlite'}"
     )
     DEMO_PASSWORD = "demo"
+    DEV_MAILBOX = True
 
     @classmethod
     def finalize(cls, config: dict) -> None:
@@ -106,6 +135,9 @@ class TestingConfig(Config):
     PASSWORD_HASH_METHOD = "pbkdf2:sha256:1000"  # fast hashes keep the suite quick
     DEMO_PASSWORD = "demo"
     RATELIMIT_ENABLED = False
+    MAIL_RELAY_AFTER_REQUEST = False  # tests relay explicitly
+    MAIL_SERVER = None
+    MAIL_TIMEOUT = 2
 
 
 class ProductionConfig(Config):

@@ -11,3 +11,6 @@ document.addEventListener("change", (event) => {
     }
   }
 });
+document.addEventListener("change", (event) => {
+  if (event.target.matches("select[data-autosubmit]")) event.target.form.requestSubmit();
+});

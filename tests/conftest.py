@@ -17,6 +17,7 @@ from decimal import Decimal
 
 import pytest
 from flask import Flask
+from flask.globals import _cv_app
 from flask.testing import FlaskClient
 from sqlalchemy import text
 
@@ -41,6 +42,7 @@ def app(database_url, tmp_path_factory) -> Flask:
         SQLALCHEMY_DATABASE_URI=database_url,
         BLOB_ROOT=str(tmp_path_factory.mktemp("blobs")),
     )
+    app.test_client_class = Client
     with app.app_context():
         db.drop_all()
         db.create_all()
@@ -73,9 +75,27 @@ def runner(app):
 
 
 class Client(FlaskClient):
-    """A test client that knows its CSRF token once it has loaded a page."""
+    """A test client that knows its CSRF token once it has loaded a page.
+
+    Each request runs in an app context of its own, as in production: the test's
+    context (and so ``g``, the logged-in user and the database session) is hidden
+    while the request runs. The test's session commits before and is expired after
+    each request, so what the test reads afterwards is what the request committed.
+    """
 
     csrf_token: str | None = None
+
+    def open(self, *args, **kwargs):
+        outer = _cv_app.get(None)
+        if outer is None:
+            return super().open(*args, **kwargs)
+        db.session.commit()
+        token = _cv_app.set(None)  # hide the test's app context from the request
+        try:
+            return super().open(*args, **kwargs)
+        finally:
+            _cv_app.reset(token)
+            db.session.expire_all()
 
     def remember_csrf(self, html: str) -> None:
         match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html) or re.search(
@@ -101,7 +121,6 @@ class Client(FlaskClient):
 
 @pytest.fixture
 def client(app) -> Client:
-    app.test_client_class = Client
     return app.test_client()
 
 
@@ -110,7 +129,6 @@ def login(app):
     """``login(user)`` returns a new client logged in as ``user`` through the real form."""
 
     def _login(user, password: str = TEST_PASSWORD) -> Client:
-        app.test_client_class = Client
         c: Client = app.test_client()
         c.get_page("/login")
         response = c.post_form("/login", {"email": user.email, "password": password})

@@ -26,6 +26,7 @@ from app.admin_settings.domain import (
 )
 from app.admin_settings.models import (
     Administration,
+    AdministrationState,
     AuthorizationFlow,
     AuthorizationStep,
     Connection,
@@ -227,6 +228,14 @@ def upload_document(
     require(actor, Permission.UPLOAD_DOCUMENTS)
     administration = get_scoped_or_404(Administration, administration_id, actor)
     _require_writable(administration)
+    if administration.state is AdministrationState.OFFERED:
+        # A new document would be undecided: an offered administration gains no blocker.
+        raise ServiceError(
+            "file",
+            N_(
+                "This administration is on offer to another office. Withdraw the offer to add documents."
+            ),
+        )
     if not data:
         raise ServiceError("file", N_("The file is empty."))
     limit = current_app.config["MAX_UPLOAD_BYTES"]

@@ -15,6 +15,7 @@ class Permission(enum.StrEnum):
     UPLOAD_DOCUMENTS = "upload_documents"
     DECIDE_DOCUMENTS = "decide_documents"
     MANAGE_SETTINGS = "manage_settings"  # workflows, authorization flows, users, connections
+    MIGRATE = "migrate"  # offer, withdraw and claim administrations
     SUPPORT_CONSOLE = "support_console"
 
 
@@ -23,7 +24,12 @@ _TENANT_READ = {Permission.VIEW_ADMINISTRATIONS, Permission.DOWNLOAD_DOCUMENTS}
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.SUPERUSER: frozenset(
         _TENANT_READ
-        | {Permission.UPLOAD_DOCUMENTS, Permission.DECIDE_DOCUMENTS, Permission.MANAGE_SETTINGS}
+        | {
+            Permission.UPLOAD_DOCUMENTS,
+            Permission.DECIDE_DOCUMENTS,
+            Permission.MANAGE_SETTINGS,
+            Permission.MIGRATE,
+        }
     ),
     Role.USER: frozenset(_TENANT_READ | {Permission.UPLOAD_DOCUMENTS}),
     Role.AUTHORIZER: frozenset(_TENANT_READ | {Permission.DECIDE_DOCUMENTS}),

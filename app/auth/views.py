@@ -21,7 +21,7 @@ def origin() -> str:
     return f"web {request.remote_addr or '-'}"
 
 
-def _safe_next(target: str | None) -> str | None:
+def safe_next(target: str | None) -> str | None:
     """Only same-site relative paths may be redirected to after login."""
     if not target:
         return None
@@ -63,7 +63,7 @@ def login():
             login_user(user)
             if user.language:
                 session["language"] = user.language
-            return redirect(_safe_next(form.next.data) or home_for(user))
+            return redirect(safe_next(form.next.data) or home_for(user))
         form.password.errors.append(_("The e-mail address or password is not correct."))
     return render_template("auth/login.html", form=form)
 
@@ -84,7 +84,7 @@ def language():
         services.set_language(user, form.language.data)
         db.session.commit()
         session["language"] = form.language.data
-    return redirect(_safe_next(form.next.data) or url_for("auth.index"))
+    return redirect(safe_next(form.next.data) or url_for("auth.index"))
 
 
 @bp.route("/account", methods=["GET", "POST"])

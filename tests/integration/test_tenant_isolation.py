@@ -13,6 +13,8 @@ from sqlalchemy import select
 from app.admin_settings.models import AuthorizationStep, Document, Workflow
 from app.auth.models import ApiToken, User
 from app.extensions import db
+from app.transfers.models import Transfer
+from app.transfers.services import create_offer
 
 # What a superuser of another environment gets from each endpoint:
 #   "foreign" — the path names a Noord object: 404 for every method;
@@ -43,6 +45,19 @@ EXPECTATIONS: dict[str, str] = {
     "administrations_api.list_administrations": "own",
     "administrations_api.get_administration": "foreign",
     "administrations_api.list_documents": "foreign",
+    "administrations_api.preflight": "foreign",
+    "transfers.overview": "own",
+    "transfers.actions": "own",
+    "transfers.move_checklist": "own",
+    "transfers.move_select": "own",
+    "transfers.move_summary": "own",
+    "transfers.detail": "foreign",
+    "transfers.withdraw": "foreign",
+    "transfers.fetch": "own",
+    "transfers_api.create": "own",
+    "transfers_api.list_transfers": "own",
+    "transfers_api.get": "foreign",
+    "transfers_api.withdraw": "foreign",
 }
 
 SECRET_NAME = "Geheime Administratie Noord"
@@ -65,6 +80,17 @@ def noord(office, build, api_client):
     workflow = build.workflow(administration)
     step = build.authorization_step(administration, office.authorizer)
     api_client(office.superuser)  # gives Noord's superuser a token to aim at
+    offered = build.administration(office.connection, name=SECRET_NAME + " (aangeboden)")
+    build.document(offered, "approved")
+    transfer, _code = create_offer(
+        office.superuser,
+        administration_ids=[offered.id],
+        recipient_emails=["someone@elsewhere.example"],
+        checklist_confirmed=True,
+        accept_terms=True,
+        origin="tests",
+    )
+    db.session.commit()
     token = db.session.scalars(
         select(ApiToken).where(ApiToken.user_id == office.superuser.id)
     ).one()
@@ -74,6 +100,8 @@ def noord(office, build, api_client):
         "workflow_id": workflow.id,
         "step_id": step.id,
         "token_id": token.id,
+        "transfer_id": transfer.id,
+        "connection_id": office.connection.id,
     }
     return office, ids
 
@@ -99,6 +127,12 @@ def snapshot(environment_id: int) -> dict:
                 select(AuthorizationStep).where(AuthorizationStep.environment_id == environment_id)
             )
         ),
+        "transfers": sorted(
+            (t.id, t.state.value)
+            for t in db.session.scalars(
+                select(Transfer).where(Transfer.source_environment_id == environment_id)
+            )
+        ),
         "tokens": sorted(
             t.id
             for t in db.session.scalars(
@@ -122,6 +156,13 @@ def _walk(app, page_client, api_headers, api_http, ids: dict, own_ids: dict):
     failures = []
     foreign_query = {name: value for name, value in ids.items()}
     foreign_query["document_ids"] = ids["document_id"]
+    foreign_body = {
+        **foreign_query,
+        "administration_ids": [ids["administration_id"]],
+        "recipient_emails": ["someone@elsewhere.example"],
+        "checklist_confirmed": True,
+        "accept_terms": True,
+    }
     # Logging out ends the walk's session, so it goes last.
     rules = sorted(app.url_map.iter_rules(), key=lambda r: r.endpoint == "auth.logout")
     for rule in rules:
@@ -141,13 +182,19 @@ def _walk(app, page_client, api_headers, api_http, ids: dict, own_ids: dict):
                         method=method,
                         headers=api_headers,
                         query_string=foreign_query,
-                        json=foreign_query if method != "GET" else None,
+                        json=foreign_body if method != "GET" else None,
                     )
                 elif method == "GET":
                     response = page_client.get(url, query_string=foreign_query)
                 else:
                     response = page_client.post_form(
-                        url, {**foreign_query, "action": "approve", "language": "en"}
+                        url,
+                        {
+                            **foreign_query,
+                            "administration_ids": ids["administration_id"],
+                            "action": "approve",
+                            "language": "en",
+                        },
                     )
                 body = response.get_data(as_text=True)
                 response.close()

@@ -1,0 +1,178 @@
+"""Pure rules of transfers: transfer codes, expiry, and who may receive an offer.
+
+No database and no Flask: everything here is unit-tested on its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from app.transfers.models import ItemState, TransferState
+
+# --- transfer codes ---------------------------------------------------------------------------
+#
+# A code is 24 symbols of 5 bits (120 bits) from Crockford's base32 alphabet, which
+# has no I, L, O or U, plus one check symbol: 25 symbols shown as five groups of five.
+# The check symbol is Luhn mod 32, which catches every single wrong symbol and every
+# swap of two neighbours, so a typo is told apart from a guess without a lookup.
+
+ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+DATA_SYMBOLS = 24
+CODE_BITS = DATA_SYMBOLS * 5
+GROUP = 5
+# What people type for the symbols the alphabet leaves out.
+LOOK_ALIKES = str.maketrans({"O": "0", "I": "1", "L": "1"})
+_SEPARATORS = str.maketrans("", "", " -_.\t\n\r\u00a0\u2010\u2011\u2012\u2013\u2014")
+
+
+def _check_symbol(data: str) -> str:
+    """Luhn mod N (N = 32) over ``data``."""
+    n = len(ALPHABET)
+    factor, total = 2, 0
+    for ch in reversed(data):
+        addend = factor * ALPHABET.index(ch)
+        factor = 1 if factor == 2 else 2
+        total += addend // n + addend % n
+    return ALPHABET[(n - total % n) % n]
+
+
+def code_from_nonce(nonce: bytes, key: bytes) -> str:
+    """The code (normalised, no separators) that ``nonce`` stands for under ``key``.
+
+    HMAC-SHA256 is a pseudo-random function, so with a random nonce the code's
+    120 bits are as unpredictable as the nonce's; without the key, the nonce stored
+    in the database does not lead to the code.
+    """
+    digest = hmac.new(key, nonce, hashlib.sha256).digest()
+    number = int.from_bytes(digest, "big") >> (256 - CODE_BITS)
+    data = "".join(ALPHABET[(number >> (5 * i)) & 31] for i in reversed(range(DATA_SYMBOLS)))
+    return data + _check_symbol(data)
+
+
+def format_code(code: str) -> str:
+    """``ABCDE-FGHJK-…`` for people to read and type."""
+    return "-".join(code[i : i + GROUP] for i in range(0, len(code), GROUP))
+
+
+class CodeError(ValueError):
+    """A code that cannot be right, whatever is in the database."""
+
+
+class MalformedCode(CodeError):
+    """Empty, too short or long, or containing symbols that are not in the alphabet."""
+
+
+class MistypedCode(CodeError):
+    """Well-formed but the check symbol does not match: a typo, not a guess."""
+
+
+def normalise_code(raw: str) -> str:
+    """The canonical form of a typed code: case, spaces, dashes and look-alikes forgiven.
+
+    Raises ``MalformedCode`` or ``MistypedCode``.
+    """
+    code = (raw or "").upper().translate(_SEPARATORS).translate(LOOK_ALIKES)
+    if len(code) != DATA_SYMBOLS + 1 or any(ch not in ALPHABET for ch in code):
+        raise MalformedCode()
+    if _check_symbol(code[:-1]) != code[-1]:
+        raise MistypedCode()
+    return code
+
+
+def code_digest(code: str, key: bytes) -> str:
+    """The keyed digest stored to find an offer by its (normalised) code."""
+    return hmac.new(key, code.encode(), hashlib.sha256).hexdigest()
+
+
+# --- expiry -------------------------------------------------------------------------------------
+
+
+def expiry(issued_at: datetime, ttl_days: int) -> datetime:
+    return issued_at + timedelta(days=ttl_days)
+
+
+def effective_state(state: TransferState, expires_at: datetime, now: datetime) -> TransferState:
+    """The state as people must see it: an offer is dead the moment it expires,
+    whether or not a sweep has marked it yet."""
+    if state is TransferState.OFFERED and now >= expires_at:
+        return TransferState.EXPIRED
+    return state
+
+
+def effective_item_state(
+    item_state: ItemState, transfer_state: TransferState, expires_at: datetime, now: datetime
+) -> ItemState:
+    if (
+        item_state is ItemState.OFFERED
+        and effective_state(transfer_state, expires_at, now) is TransferState.EXPIRED
+    ):
+        return ItemState.EXPIRED
+    return item_state
+
+
+def reminder_due(
+    state: TransferState,
+    expires_at: datetime,
+    reminder_sent_at: datetime | None,
+    now: datetime,
+    days_before: int,
+) -> bool:
+    return (
+        state is TransferState.OFFERED
+        and reminder_sent_at is None
+        and expires_at - timedelta(days=days_before) <= now < expires_at
+    )
+
+
+def can_withdraw(
+    state: TransferState, item_states: list[ItemState], expires_at: datetime, now: datetime
+) -> bool:
+    """Until the claim has started, and while the code is alive."""
+    return effective_state(state, expires_at, now) is TransferState.OFFERED and all(
+        s is ItemState.OFFERED for s in item_states
+    )
+
+
+# --- recipients ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RecipientProblem:
+    index: int
+    email: str
+    problem: str  # "malformed", "repeated", "own", "own_environment"
+
+
+def check_recipients(
+    emails: list[str],
+    *,
+    requester_email: str,
+    own_environment_emails: set[str],
+    is_valid: callable,
+) -> tuple[list[str], list[RecipientProblem]]:
+    """Clean the recipient list: lower-case, blanks dropped; report each bad address.
+
+    ``is_valid`` says whether an address is well-formed (kept outside so this stays pure).
+    """
+    cleaned: list[str] = []
+    problems: list[RecipientProblem] = []
+    seen: set[str] = set()
+    for index, raw in enumerate(emails):
+        email = (raw or "").strip().lower()
+        if not email:
+            continue
+        if not is_valid(email):
+            problems.append(RecipientProblem(index, email, "malformed"))
+        elif email in seen:
+            problems.append(RecipientProblem(index, email, "repeated"))
+        elif email == requester_email.lower():
+            problems.append(RecipientProblem(index, email, "own"))
+        elif email in own_environment_emails:
+            problems.append(RecipientProblem(index, email, "own_environment"))
+        else:
+            cleaned.append(email)
+        seen.add(email)
+    return cleaned, problems

@@ -1,0 +1,113 @@
+"""The mails of an offer's life, queued in the outbox of the current unit of work."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
+
+from flask import current_app
+
+from app.email import queue_mail
+from app.errors import N_
+from app.tokens import Purpose, sign
+from app.transfers.models import Transfer
+
+
+def external_url(endpoint: str, **values) -> str:
+    """An absolute link under ``BASE_URL``; works in requests and in scheduled jobs alike."""
+    base = urlsplit(current_app.config["BASE_URL"])
+    adapter = current_app.url_map.bind(
+        base.netloc, script_name=base.path or "/", url_scheme=base.scheme
+    )
+    return adapter.build(endpoint, values, force_external=True)
+
+
+def claim_link(transfer: Transfer, code: str) -> str:
+    """A signed link that opens the claim page with the code filled in, valid until expiry."""
+    token = sign(Purpose.CLAIM_LINK, {"c": code, "e": int(transfer.expires_at.timestamp())})
+    return external_url("transfers.fetch", token=token)
+
+
+def _context(transfer: Transfer, **extra) -> dict:
+    return {
+        "transfer": transfer,
+        "items": transfer.items,
+        "source_name": transfer.source_environment.name,
+        "offered_by": transfer.offered_by_name,
+        "expires_at": transfer.expires_at,
+        "count": len(transfer.items),
+        "overview_url": external_url("transfers.overview"),
+        "now": datetime.now(UTC),
+        **extra,
+    }
+
+
+def offer_made(transfer: Transfer, code: str) -> None:
+    """The code to every recipient; a copy to the requester."""
+    context = _context(transfer, code=code, link=claim_link(transfer, code))
+    for email in transfer.recipient_emails:
+        queue_mail(
+            kind="transfer_offered",
+            to=email,
+            subject=N_("%(source_name)s offers you %(count)d administration(s)"),
+            template="transfer_offered",
+            context=context,
+            transfer_id=transfer.id,
+        )
+    queue_mail(
+        kind="transfer_offered_copy",
+        to=transfer.offered_by_email,
+        subject=N_("Copy: your offer of %(count)d administration(s)"),
+        template="transfer_offered_copy",
+        context=context,
+        environment_id=transfer.source_environment_id,
+        transfer_id=transfer.id,
+    )
+
+
+def offer_withdrawn(transfer: Transfer) -> None:
+    context = _context(transfer)
+    for email in transfer.recipient_emails:
+        queue_mail(
+            kind="transfer_withdrawn",
+            to=email,
+            subject=N_("%(source_name)s has withdrawn its offer"),
+            template="transfer_withdrawn",
+            context=context,
+            transfer_id=transfer.id,
+        )
+
+
+def offer_expired(transfer: Transfer) -> None:
+    queue_mail(
+        kind="transfer_expired",
+        to=transfer.offered_by_email,
+        subject=N_("Your offer of %(count)d administration(s) has expired"),
+        template="transfer_expired",
+        context=_context(transfer),
+        environment_id=transfer.source_environment_id,
+        transfer_id=transfer.id,
+    )
+
+
+def offer_reminder(transfer: Transfer, code: str) -> None:
+    """A few days before expiry, to both sides."""
+    context = _context(transfer, code=code, link=claim_link(transfer, code))
+    for email in transfer.recipient_emails:
+        queue_mail(
+            kind="transfer_reminder",
+            to=email,
+            subject=N_("Reminder: the offer from %(source_name)s expires soon"),
+            template="transfer_reminder",
+            context=context,
+            transfer_id=transfer.id,
+        )
+    queue_mail(
+        kind="transfer_reminder_copy",
+        to=transfer.offered_by_email,
+        subject=N_("Reminder: your offer has not been claimed yet"),
+        template="transfer_reminder_copy",
+        context=context,
+        environment_id=transfer.source_environment_id,
+        transfer_id=transfer.id,
+    )

@@ -1,0 +1,45 @@
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, FieldList, StringField
+from wtforms.validators import DataRequired, Length, Optional
+
+
+class ChecklistForm(FlaskForm):
+    """The four points the offering superuser confirms before choosing administrations."""
+
+    users_stay = BooleanField(
+        _l("Authorizers, like every other user, do not move to the new environment."),
+        validators=[DataRequired(_l("Confirm this point."))],
+    )
+    no_authorizers_in_flows = BooleanField(
+        _l("No authorizer may remain in an authorization flow."),
+        validators=[DataRequired(_l("Confirm this point."))],
+    )
+    no_active_workflows = BooleanField(
+        _l("Active workflows must be removed."),
+        validators=[DataRequired(_l("Confirm this point."))],
+    )
+    all_documents_decided = BooleanField(
+        _l("Every document must be approved or rejected."),
+        validators=[DataRequired(_l("Confirm this point."))],
+    )
+
+
+class SummaryForm(FlaskForm):
+    recipient_emails = FieldList(
+        StringField(_l("Recipient e-mail address"), validators=[Optional(), Length(max=254)]),
+        min_entries=3,
+        max_entries=10,
+    )
+    accept_terms = BooleanField(_l("I accept the terms of the transfer."))
+
+
+class WithdrawForm(FlaskForm):
+    """Only its CSRF token: the confirmation happens in the browser."""
+
+
+class SearchForm(FlaskForm):
+    class Meta:
+        csrf = False
+
+    q = StringField(_l("Search"), validators=[Optional(), Length(max=100)])

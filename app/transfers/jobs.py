@@ -1,0 +1,16 @@
+"""Scheduled work of transfers. Each job is one unit of work that commits itself and
+may run twice, or in two schedulers at once, without doing anything twice."""
+
+from __future__ import annotations
+
+from app.transfers import services
+
+
+def sweep_expired() -> int:
+    """Mark expired offers, free their administrations, tell the requester."""
+    return services.expire_due()
+
+
+def remind_expiring() -> int:
+    """Remind both sides a few days before an offer expires."""
+    return services.send_reminders()
