@@ -55,6 +55,7 @@ def register_extensions(app: Flask) -> None:
     from app.auth.models import User
     from app.email import register_relay_after_request
     from app.extensions import api, babel, csrf, db, limiter, login_manager, mail, migrate
+    from app.progress import init_progress
     from app.storage import init_storage
 
     db.init_app(app)
@@ -70,6 +71,7 @@ def register_extensions(app: Flask) -> None:
     mail.init_app(app)
     register_relay_after_request(app)
     init_storage(app)
+    init_progress(app)
 
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
@@ -105,6 +107,7 @@ def register_blueprints(app: Flask) -> None:
     from app.extensions import api, csrf
     from app.support.views import bp as support_bp
     from app.transfers.api import blp as transfers_api
+    from app.transfers.api import claims_blp as claims_api
     from app.transfers.views import bp as transfers_bp
 
     app.register_blueprint(auth_bp)
@@ -118,7 +121,7 @@ def register_blueprints(app: Flask) -> None:
 
     # The API authenticates by bearer token only (never the session cookie), so it
     # cannot be driven cross-site and needs no CSRF token.
-    for blp in (auth_api, administrations_api, transfers_api):
+    for blp in (auth_api, administrations_api, transfers_api, claims_api):
         csrf.exempt(blp)
         api.register_blueprint(blp, url_prefix="/api/v1" + (blp.url_prefix or ""))
 

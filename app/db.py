@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from datetime import UTC, datetime
 
 from sqlalchemy import DateTime, MetaData, event
@@ -52,14 +53,56 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+def _is_sqlite(dbapi_connection) -> bool:
+    return type(dbapi_connection).__module__.startswith("sqlite3")
+
+
 @event.listens_for(Engine, "connect")
 def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
-    """WAL, a busy timeout and enforced foreign keys for every SQLite connection."""
-    module = type(dbapi_connection).__module__
-    if not module.startswith("sqlite3"):
+    """WAL, a busy timeout and enforced foreign keys for every SQLite connection.
+
+    The driver's own transaction handling is switched off so that ``_sqlite_begin``
+    decides how each transaction starts.
+    """
+    if not _is_sqlite(dbapi_connection):
         return
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.close()
+
+
+_write_transaction: ContextVar[bool] = ContextVar("write_transaction", default=False)
+
+
+@event.listens_for(Engine, "begin")
+def _sqlite_begin(conn) -> None:
+    """``BEGIN IMMEDIATE`` for write units of work, plain ``BEGIN`` otherwise.
+
+    A deferred SQLite transaction that reads and then writes fails at once with
+    "database is locked" when another writer committed in between; one that
+    starts with the write lock waits its turn (busy timeout) instead.
+    """
+    if conn.dialect.name != "sqlite":
+        return
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if _write_transaction.get() else "BEGIN")
+
+
+def begin_write(session) -> None:
+    """Start ``session``'s next unit of work as a write transaction.
+
+    On SQLite that takes the database's write lock up front (see ``_sqlite_begin``);
+    on PostgreSQL it is an ordinary transaction, where conditional UPDATEs and row
+    locks keep writers apart. Anything the session holds uncommitted is committed
+    first, so call this before the unit of work starts changing things.
+    """
+    session = session() if callable(session) else session  # a scoped_session's session
+    if session.in_transaction():
+        session.commit()
+    token = _write_transaction.set(True)
+    try:
+        session.connection()
+    finally:
+        _write_transaction.reset(token)

@@ -37,9 +37,10 @@ def run_in_app(app: Flask, job: Callable[[], int], name: str) -> Callable[[], No
 def jobs() -> list[tuple[str, Callable[[], int], str]]:
     """(name, function, interval setting) of every scheduled job."""
     from app.email import relay_outbox
-    from app.transfers.jobs import remind_expiring, sweep_expired
+    from app.transfers.jobs import copy_claimed, remind_expiring, sweep_expired
 
     return [
+        ("copy_claimed", copy_claimed, "SCHEDULER_COPY_SECONDS"),
         ("relay_outbox", relay_outbox, "SCHEDULER_RELAY_SECONDS"),
         ("sweep_expired", sweep_expired, "SCHEDULER_SWEEP_SECONDS"),
         ("remind_expiring", remind_expiring, "SCHEDULER_SWEEP_SECONDS"),

@@ -47,6 +47,7 @@ class Config:
     # Requests may carry a little more than one file (form fields, multipart framing).
     MAX_CONTENT_LENGTH = MAX_UPLOAD_BYTES + 64 * 1024
     BLOB_ROOT = os.environ.get("BLOB_ROOT", str(INSTANCE_DIR / "blobs"))
+    PROGRESS_ROOT = os.environ.get("PROGRESS_ROOT", str(INSTANCE_DIR / "progress"))
     DOCUMENTS_PER_PAGE = 50
     PASSWORD_HASH_METHOD = "scrypt"
     DEMO_PASSWORD: str | None = None
@@ -56,6 +57,13 @@ class Config:
     TRANSFER_REMINDER_DAYS = 3
     TRANSFER_TERMS_VERSION = "2026-11"
     TRANSFERS_PER_PAGE = 25
+    TRANSFER_FEE_PER_ADMINISTRATION = os.environ.get("TRANSFER_FEE_PER_ADMINISTRATION", "25.00")
+    TRANSFER_FEE_CURRENCY = "EUR"
+    COPY_CHUNK_DOCUMENTS = 5000  # documents per INSERT … SELECT; progress is told per chunk
+    COPY_LEASE_SECONDS = 600  # a copy whose worker died is taken up again after this
+    COPY_MAX_ATTEMPTS = 5  # then the item is failed and waits for support
+    # Failed code entries per hour, per user and per environment (NIST SP 800-63B).
+    CLAIM_CODE_RATE_LIMIT = "100 per hour"
     # Where links in e-mails point; mails are also written outside a request.
     BASE_URL = os.environ.get("BASE_URL", "http://127.0.0.1:5000")
 
@@ -78,6 +86,7 @@ class Config:
     # Scheduler intervals (seconds).
     SCHEDULER_RELAY_SECONDS = 10
     SCHEDULER_SWEEP_SECONDS = 60
+    SCHEDULER_COPY_SECONDS = 2
 
     # Login throttling (Flask-Limiter).
     RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")

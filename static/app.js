@@ -14,3 +14,67 @@ document.addEventListener("change", (event) => {
 document.addEventListener("change", (event) => {
   if (event.target.matches("select[data-autosubmit]")) event.target.form.requestSubmit();
 });
+
+// Live progress of copies: the claim page and the overview poll without a reload.
+function renderProgress(row, item) {
+  const badge = row.querySelector("[data-state]");
+  if (badge) {
+    badge.dataset.state = item.state;
+    badge.className = `badge item-${item.state}`;
+    badge.textContent = item.label;
+  }
+  const bar = row.querySelector(".progress");
+  if (bar) {
+    bar.setAttribute("aria-valuenow", item.percent);
+    bar.querySelector("span").style.width = `${item.percent}%`;
+  }
+  const text = row.querySelector(".progress-text");
+  if (text) text.textContent = text.textContent.replace(/\d+(\D+)\d+/, `${item.done}$1${item.total}`);
+}
+
+function poll(url, onData) {
+  const tick = async () => {
+    try {
+      const response = await fetch(url, { headers: { Accept: "application/json" } });
+      if (response.ok && onData(await response.json()) === false) return;
+    } catch (error) {
+      // a missed beat is fine; try again
+    }
+    setTimeout(tick, 1000);
+  };
+  tick();
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  const claim = document.querySelector("#claim[data-progress-url]");
+  if (claim && claim.dataset.finished !== "true") {
+    poll(claim.dataset.progressUrl, (data) => {
+      for (const item of data.items) {
+        const row = claim.querySelector(`tr[data-item-id="${item.item_id}"]`);
+        if (row) renderProgress(row, item);
+      }
+      if (data.finished) {
+        claim.dataset.finished = "true";
+        const downloads = claim.querySelector(".downloads");
+        if (downloads) downloads.hidden = false;
+        window.location.reload();
+        return false;
+      }
+    });
+  }
+  const copying = [...document.querySelectorAll("tr[data-progress-item]")];
+  if (copying.length) {
+    const ids = copying.map((row) => row.dataset.progressItem).join(",");
+    const url = `${document.body.dataset.progressUrl}?items=${ids}`;
+    poll(url, (data) => {
+      let busy = false;
+      for (const item of data.items) {
+        for (const row of document.querySelectorAll(`tr[data-progress-item="${item.item_id}"]`)) {
+          renderProgress(row, item);
+        }
+        busy = busy || item.state === "claiming";
+      }
+      return busy;
+    });
+  }
+});

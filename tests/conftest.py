@@ -86,6 +86,8 @@ class Client(FlaskClient):
     csrf_token: str | None = None
 
     def open(self, *args, **kwargs):
+        # Streamed bodies are read inside the request, while its context is active.
+        kwargs.setdefault("buffered", True)
         outer = _cv_app.get(None)
         if outer is None:
             return super().open(*args, **kwargs)

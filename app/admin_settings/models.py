@@ -177,7 +177,11 @@ class Document(TenantMixin, db.Model):
     """
 
     __tablename__ = "documents"
-    __table_args__ = (Index("ix_documents_administration_status", "administration_id", "status"),)
+    __table_args__ = (
+        Index("ix_documents_administration_status", "administration_id", "status"),
+        # Walks one administration's documents in id order (copies, reconciliation).
+        Index("ix_documents_administration_id_id", "administration_id", "id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     administration_id: Mapped[int] = mapped_column(
@@ -203,6 +207,10 @@ class Document(TenantMixin, db.Model):
     decided_by_name: Mapped[str | None] = mapped_column(String(200))
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Set on a copy that arrived from another office: the document it was copied from.
+    source_document_id: Mapped[int | None] = mapped_column(
+        ForeignKey("documents.id", ondelete="SET NULL")
+    )
 
 
 class Workflow(TenantMixin, db.Model):

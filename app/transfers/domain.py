@@ -94,20 +94,28 @@ def expiry(issued_at: datetime, ttl_days: int) -> datetime:
     return issued_at + timedelta(days=ttl_days)
 
 
-def effective_state(state: TransferState, expires_at: datetime, now: datetime) -> TransferState:
+def effective_state(
+    state: TransferState, expires_at: datetime, now: datetime, *, claimed: bool = False
+) -> TransferState:
     """The state as people must see it: an offer is dead the moment it expires,
-    whether or not a sweep has marked it yet."""
-    if state is TransferState.OFFERED and now >= expires_at:
+    whether or not a sweep has marked it yet, unless its claim started in time."""
+    if state is TransferState.OFFERED and not claimed and now >= expires_at:
         return TransferState.EXPIRED
     return state
 
 
 def effective_item_state(
-    item_state: ItemState, transfer_state: TransferState, expires_at: datetime, now: datetime
+    item_state: ItemState,
+    transfer_state: TransferState,
+    expires_at: datetime,
+    now: datetime,
+    *,
+    claimed: bool = False,
 ) -> ItemState:
     if (
         item_state is ItemState.OFFERED
-        and effective_state(transfer_state, expires_at, now) is TransferState.EXPIRED
+        and effective_state(transfer_state, expires_at, now, claimed=claimed)
+        is TransferState.EXPIRED
     ):
         return ItemState.EXPIRED
     return item_state
@@ -128,12 +136,59 @@ def reminder_due(
 
 
 def can_withdraw(
-    state: TransferState, item_states: list[ItemState], expires_at: datetime, now: datetime
+    state: TransferState,
+    item_states: list[ItemState],
+    expires_at: datetime,
+    now: datetime,
+    *,
+    claimed: bool = False,
 ) -> bool:
     """Until the claim has started, and while the code is alive."""
-    return effective_state(state, expires_at, now) is TransferState.OFFERED and all(
-        s is ItemState.OFFERED for s in item_states
+    return (
+        not claimed
+        and effective_state(state, expires_at, now) is TransferState.OFFERED
+        and all(s is ItemState.OFFERED for s in item_states)
     )
+
+
+def is_claimable(
+    state: TransferState, expires_at: datetime, now: datetime, *, claimed: bool
+) -> bool:
+    """Whether a code for this offer may still be redeemed."""
+    return not claimed and effective_state(state, expires_at, now) is TransferState.OFFERED
+
+
+# --- placing an administration in the receiving environment ---------------------------------
+
+
+@dataclass(frozen=True)
+class Placement:
+    """One of the receiver's connections an administration could go under."""
+
+    connection_id: int
+    clash: bool  # an administration with the same code already sits there
+
+    @property
+    def possible(self) -> bool:
+        return not self.clash
+
+
+def placements(
+    package: str,
+    code: str,
+    connections: list[tuple[int, str]],
+    codes_by_connection: dict[int, set[str]],
+) -> list[Placement]:
+    """Every connection of the same package, each with whether the code clashes there."""
+    return [
+        Placement(connection_id, code in codes_by_connection.get(connection_id, set()))
+        for connection_id, connection_package in connections
+        if connection_package == package
+    ]
+
+
+def archive_years(years: list[int | None]) -> list[int]:
+    return sorted({y for y in years if y is not None})
 
 
 # --- recipients ---------------------------------------------------------------------------------

@@ -111,3 +111,42 @@ def offer_reminder(transfer: Transfer, code: str) -> None:
         environment_id=transfer.source_environment_id,
         transfer_id=transfer.id,
     )
+
+
+def items_rejected(transfer: Transfer, items: list, receiver_name: str) -> None:
+    """Tell the offering side which administrations the receiver turned down, and why."""
+    queue_mail(
+        kind="transfer_items_rejected",
+        to=transfer.offered_by_email,
+        subject=N_("%(receiver)s has rejected %(count)d administration(s)"),
+        template="transfer_items_rejected",
+        context=_context(transfer, rejected=items, receiver=receiver_name, count=len(items)),
+        environment_id=transfer.source_environment_id,
+        transfer_id=transfer.id,
+    )
+
+
+def claim_completed(transfer: Transfer, claim) -> None:
+    """Both sides: the copy is done; the report is ready."""
+    context = _context(
+        transfer,
+        claim=claim,
+        migrated=[i for i in transfer.items if i.state.value == "migrated"],
+        receiver=claim.transfer.target_environment.name
+        if claim.transfer.target_environment
+        else "",
+        claim_url=external_url("transfers.claim", claim_id=claim.id),
+    )
+    for to, environment_id in (
+        (claim.claimed_by_email, claim.target_environment_id),
+        (transfer.offered_by_email, transfer.source_environment_id),
+    ):
+        queue_mail(
+            kind="transfer_completed",
+            to=to,
+            subject=N_("The migration of %(count)d administration(s) is complete"),
+            template="transfer_completed",
+            context={**context, "count": len(context["migrated"])},
+            environment_id=environment_id,
+            transfer_id=transfer.id,
+        )

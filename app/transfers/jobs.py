@@ -4,6 +4,7 @@ may run twice, or in two schedulers at once, without doing anything twice."""
 from __future__ import annotations
 
 from app.transfers import services
+from app.transfers.copy import copy_waiting
 
 
 def sweep_expired() -> int:
@@ -14,3 +15,8 @@ def sweep_expired() -> int:
 def remind_expiring() -> int:
     """Remind both sides a few days before an offer expires."""
     return services.send_reminders()
+
+
+def copy_claimed() -> int:
+    """Copy accepted administrations whose claim is waiting (all or nothing, once)."""
+    return copy_waiting()

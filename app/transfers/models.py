@@ -4,9 +4,20 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Enum, ForeignKey, Index, String, UniqueConstraint, text
+from sqlalchemy import (
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db import UTCDateTime, utcnow
@@ -146,5 +157,75 @@ class TransferItem(db.Model):
     )
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
+    # The receiver's decision, recorded with the claim.
+    target_connection_id: Mapped[int | None] = mapped_column(
+        ForeignKey("connections.id", ondelete="SET NULL")
+    )
+    reject_message: Mapped[str | None] = mapped_column(Text)
+    fee: Mapped[Decimal | None] = mapped_column(Numeric(10, 2))
+    # The copy: a job claims the item with a lease; progress is counted in documents.
+    documents_total: Mapped[int | None] = mapped_column(Integer)
+    documents_copied: Mapped[int | None] = mapped_column(Integer)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
     transfer: Mapped[Transfer] = relationship(back_populates="items")
     administration: Mapped[Administration] = relationship(foreign_keys=[administration_id])
+    target_administration: Mapped[Administration | None] = relationship(
+        foreign_keys=[target_administration_id]
+    )
+
+
+class ClaimState(enum.StrEnum):
+    COPYING = "copying"
+    DONE = "done"  # every accepted item migrated, every other rejected
+    ENDED = "ended"  # revoked by support
+
+
+class Claim(db.Model):
+    """A receiving environment's redemption of one offer: at most one per transfer."""
+
+    __tablename__ = "claims"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    transfer_id: Mapped[int] = mapped_column(
+        ForeignKey("transfers.id", ondelete="CASCADE"), unique=True
+    )
+    target_environment_id: Mapped[int] = mapped_column(
+        ForeignKey("environments.id", ondelete="CASCADE"), index=True
+    )
+    claimed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    claimed_by_name: Mapped[str] = mapped_column(String(200))
+    claimed_by_email: Mapped[str] = mapped_column(String(254))
+    terms_version: Mapped[str] = mapped_column(String(20))
+    fee_per_administration: Mapped[Decimal] = mapped_column(Numeric(10, 2))
+    currency: Mapped[str] = mapped_column(String(3), default="EUR")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    transfer: Mapped[Transfer] = relationship()
+
+
+class Provenance(db.Model):
+    """Where a received administration came from. One per transfer item: the
+    database's own guard that an administration is never copied twice."""
+
+    __tablename__ = "provenance"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    administration_id: Mapped[int] = mapped_column(
+        ForeignKey("administrations.id", ondelete="CASCADE"), unique=True
+    )
+    transfer_item_id: Mapped[int] = mapped_column(
+        ForeignKey("transfer_items.id", ondelete="CASCADE"), unique=True
+    )
+    transfer_id: Mapped[int] = mapped_column(ForeignKey("transfers.id", ondelete="CASCADE"))
+    source_environment_id: Mapped[int | None] = mapped_column(
+        ForeignKey("environments.id", ondelete="SET NULL")
+    )
+    source_environment_name: Mapped[str] = mapped_column(String(200))
+    source_administration_id: Mapped[int | None] = mapped_column(
+        ForeignKey("administrations.id", ondelete="SET NULL")
+    )
+    migrated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -78,3 +78,80 @@ class PreflightSchema(Schema):
     authorizers_in_flows = fields.Integer(attribute="facts.authorizer_steps")
     active_workflows = fields.Integer(attribute="facts.active_workflows")
     undecided_documents = fields.Integer(attribute="facts.pending_documents")
+
+
+class CodeSchema(Schema):
+    code = fields.String(required=True, validate=validate.Length(max=100))
+
+
+class DecisionSchema(Schema):
+    item_id = fields.Integer(required=True)
+    action = fields.String(required=True, validate=validate.OneOf(["accept", "reject"]))
+    connection_id = fields.Integer(allow_none=True, load_default=None)
+    message = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=2000))
+
+
+class ClaimRequestSchema(Schema):
+    code = fields.String(required=True, validate=validate.Length(max=100))
+    decisions = fields.List(fields.Nested(DecisionSchema), required=True)
+    accept_terms = fields.Boolean(load_default=False)
+
+
+class PreviewConnectionSchema(Schema):
+    id = fields.Integer()
+    name = fields.String()
+    code_clash = fields.Boolean()
+
+
+class PreviewItemSchema(Schema):
+    item_id = fields.Integer()
+    administration_name = fields.String()
+    administration_code = fields.String()
+    accounting_system = fields.String()
+    documents = fields.Integer()
+    archive_years = fields.List(fields.Integer())
+    total_size = fields.Integer()
+    connections = fields.List(fields.Nested(PreviewConnectionSchema))
+    problem = fields.String(allow_none=True)
+
+
+class PreviewSchema(Schema):
+    transfer_id = fields.Integer()
+    source_environment = fields.String()
+    offered_by = fields.String()
+    expires_at = fields.DateTime()
+    premium = fields.Boolean()
+    problems = fields.List(fields.String())
+    fee_per_administration = fields.Decimal(as_string=True)
+    currency = fields.String()
+    terms_version = fields.String()
+    items = fields.List(fields.Nested(PreviewItemSchema))
+
+
+class ClaimItemSchema(Schema):
+    item_id = fields.Integer()
+    administration_name = fields.String()
+    state = fields.String()
+    documents_done = fields.Integer()
+    documents_total = fields.Integer()
+    percent = fields.Integer()
+    target_administration_id = fields.Integer(allow_none=True)
+    error = fields.String(allow_none=True)
+
+
+class ClaimSchema(Schema):
+    id = fields.Integer()
+    transfer_id = fields.Integer()
+    state = fields.String()
+    finished = fields.Boolean()
+    terms_version = fields.String()
+    fee_per_administration = fields.Decimal(as_string=True)
+    currency = fields.String()
+    created_at = fields.DateTime()
+    items = fields.List(fields.Nested(ClaimItemSchema))
+
+
+class ReconciliationSchema(Schema):
+    claim_id = fields.Integer()
+    administrations = fields.List(fields.Dict())
+    documents = fields.List(fields.Dict())

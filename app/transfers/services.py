@@ -35,6 +35,7 @@ from app.scoping import get_scoped_or_404, scoped_select
 from app.tokens import InvalidToken, Purpose, verify
 from app.transfers import domain, emails
 from app.transfers.models import (
+    Claim,
     ItemState,
     Transfer,
     TransferItem,
@@ -352,7 +353,10 @@ def withdraw(
     now = now or utcnow()
     transfer = _own_transfer(actor, transfer_id)
     item_states = [i.state for i in transfer.items]
-    if not domain.can_withdraw(transfer.state, item_states, transfer.expires_at, now):
+    claimed = transfer.target_environment_id is not None
+    if not domain.can_withdraw(
+        transfer.state, item_states, transfer.expires_at, now, claimed=claimed
+    ):
         raise ServiceError("transfer", _why_final(transfer, now))
     if not _end(
         transfer, TransferState.WITHDRAWN, ItemState.WITHDRAWN, now, actor, expires_after=now
@@ -371,6 +375,10 @@ def withdraw(
 
 
 def _why_final(transfer: Transfer, now: datetime) -> str:
+    if transfer.target_environment_id is not None:
+        return N_(
+            "The receiving office has started the claim; the offer can no longer be withdrawn."
+        )
     state = domain.effective_state(transfer.state, transfer.expires_at, now)
     if state is TransferState.EXPIRED:
         return N_("This offer has expired.")
@@ -395,7 +403,12 @@ def _end(
 ) -> bool:
     """Move an offered transfer and its offered items to a final state, and free the
     administrations. A conditional UPDATE: False when someone else got there first."""
-    conditions = [Transfer.id == transfer.id, Transfer.state == TransferState.OFFERED]
+    conditions = [
+        Transfer.id == transfer.id,
+        Transfer.state == TransferState.OFFERED,
+        # A claim that has started owns the offer: no withdraw or expiry after it.
+        Transfer.target_environment_id.is_(None),
+    ]
     if expires_after is not None:
         conditions.append(Transfer.expires_at > expires_after)
     if expired_before is not None:
@@ -448,7 +461,9 @@ def expire_due(now: datetime | None = None) -> int:
     ids = list(
         db.session.scalars(
             select(Transfer.id).where(
-                Transfer.state == TransferState.OFFERED, Transfer.expires_at <= now
+                Transfer.state == TransferState.OFFERED,
+                Transfer.target_environment_id.is_(None),
+                Transfer.expires_at <= now,
             )
         )
     )
@@ -482,6 +497,7 @@ def send_reminders(now: datetime | None = None) -> int:
         db.session.scalars(
             select(Transfer.id).where(
                 Transfer.state == TransferState.OFFERED,
+                Transfer.target_environment_id.is_(None),
                 Transfer.reminder_sent_at.is_(None),
                 Transfer.expires_at > now,
                 Transfer.expires_at <= now + timedelta(days=days),
@@ -530,6 +546,7 @@ class TransferRow:
     state: ItemState
     code: str | None
     can_withdraw: bool
+    claim_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -550,7 +567,11 @@ def _incoming_condition(actor: User):
     addressed = select(TransferRecipient.transfer_id).where(TransferRecipient.email.in_(own_emails))
     return and_(
         Transfer.source_environment_id != actor.environment_id,
-        or_(Transfer.target_environment_id == actor.environment_id, Transfer.id.in_(addressed)),
+        or_(
+            Transfer.target_environment_id == actor.environment_id,
+            # Once another environment has redeemed the code, the offer is theirs.
+            and_(Transfer.target_environment_id.is_(None), Transfer.id.in_(addressed)),
+        ),
     )
 
 
@@ -593,14 +614,12 @@ def _search_condition(q: str, now: datetime, labels: dict[ItemState, str]):
 
 def _state_condition(state: ItemState, now: datetime):
     """Items whose effective state is ``state`` (expiry counts without a sweep)."""
-    live = and_(TransferItem.state == ItemState.OFFERED, Transfer.expires_at > now)
+    unclaimed = Transfer.target_environment_id.is_(None)
+    dead = and_(TransferItem.state == ItemState.OFFERED, unclaimed, Transfer.expires_at <= now)
     if state is ItemState.OFFERED:
-        return live
+        return and_(TransferItem.state == ItemState.OFFERED, ~dead)
     if state is ItemState.EXPIRED:
-        return or_(
-            TransferItem.state == ItemState.EXPIRED,
-            and_(TransferItem.state == ItemState.OFFERED, Transfer.expires_at <= now),
-        )
+        return or_(TransferItem.state == ItemState.EXPIRED, dead)
     return TransferItem.state == state
 
 
@@ -626,8 +645,12 @@ def list_transfers(
         condition = _incoming_condition(actor)
     else:
         raise ServiceError("direction", N_("Choose outgoing or incoming."))
-    stmt = select(TransferItem, Transfer).join(Transfer, TransferItem.transfer_id == Transfer.id)
-    stmt = stmt.where(condition)
+    stmt = (
+        select(TransferItem, Transfer, Claim.id)
+        .join(Transfer, TransferItem.transfer_id == Transfer.id)
+        .outerjoin(Claim, Claim.transfer_id == Transfer.id)
+        .where(condition)
+    )
     q = (q or "").strip()
     if q:
         stmt = stmt.where(_search_condition(q, now, state_labels or {}))
@@ -639,17 +662,21 @@ def list_transfers(
     ).all()
     show_code = direction == "outgoing"
     result = []
-    for item, transfer in rows:
+    for item, transfer, claim_id in rows:
+        claimed = transfer.target_environment_id is not None
         result.append(
             TransferRow(
                 item=item,
                 transfer=transfer,
                 state=domain.effective_item_state(
-                    item.state, transfer.state, transfer.expires_at, now
+                    item.state, transfer.state, transfer.expires_at, now, claimed=claimed
                 ),
                 code=code_for(transfer) if show_code else None,
                 can_withdraw=show_code
-                and domain.can_withdraw(transfer.state, [item.state], transfer.expires_at, now),
+                and domain.can_withdraw(
+                    transfer.state, [item.state], transfer.expires_at, now, claimed=claimed
+                ),
+                claim_id=claim_id,
             )
         )
     return TransferPage(result, page, per_page, total)
@@ -683,19 +710,29 @@ def get_transfer(actor: User, transfer_id: int, *, now: datetime | None = None) 
         direction = "incoming"
     else:
         raise NotFound()
+    claimed = transfer.target_environment_id is not None
     items = [
-        (i, domain.effective_item_state(i.state, transfer.state, transfer.expires_at, now))
+        (
+            i,
+            domain.effective_item_state(
+                i.state, transfer.state, transfer.expires_at, now, claimed=claimed
+            ),
+        )
         for i in transfer.items
     ]
     return TransferView(
         transfer=transfer,
         direction=direction,
-        state=domain.effective_state(transfer.state, transfer.expires_at, now),
+        state=domain.effective_state(transfer.state, transfer.expires_at, now, claimed=claimed),
         code=code_for(transfer) if direction == "outgoing" else None,
         items=items,
         can_withdraw=direction == "outgoing"
         and domain.can_withdraw(
-            transfer.state, [i.state for i in transfer.items], transfer.expires_at, now
+            transfer.state,
+            [i.state for i in transfer.items],
+            transfer.expires_at,
+            now,
+            claimed=claimed,
         ),
     )
 

@@ -2,7 +2,24 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+import csv
+import io
+import json
+
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    flash,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    stream_with_context,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from werkzeug.exceptions import NotFound
@@ -10,9 +27,9 @@ from werkzeug.exceptions import NotFound
 from app.auth.domain import Permission, has_permission
 from app.auth.views import origin, safe_next
 from app.errors import ServiceError, ValidationFailed
-from app.extensions import db
-from app.templating import item_state_labels
-from app.transfers import services
+from app.extensions import db, limiter
+from app.templating import item_state_labels, label
+from app.transfers import claims, services
 from app.transfers.forms import ChecklistForm, SummaryForm
 
 bp = Blueprint("transfers", __name__, url_prefix="/settings/migrations")
@@ -169,9 +186,234 @@ def withdraw(transfer_id: int):
     return redirect(safe_next(request.form.get("next")) or url_for("transfers.overview"))
 
 
-@bp.get("/fetch")
-def fetch():
-    """The receiving side's tab; the signed link in the offer mail lands here."""
+def _code_limit() -> str:
+    return current_app.config["CLAIM_CODE_RATE_LIMIT"]
+
+
+def _failed_code(response) -> bool:
+    """Only failed code entries count against the limit."""
+    return bool(g.get("claim_code_failed"))
+
+
+def _user_key() -> str:
+    user = g.get("api_user") or current_user
+    return f"user:{user.id}"
+
+
+def _environment_key() -> str:
+    user = g.get("api_user") or current_user
+    return f"environment:{user.environment_id}"
+
+
+# Failed code entries, shared by the pages and the API, per user and per environment.
+limit_code_per_user = limiter.shared_limit(
+    _code_limit, scope="claim-code-user", key_func=_user_key, deduct_when=_failed_code
+)
+limit_code_per_environment = limiter.shared_limit(
+    _code_limit,
+    scope="claim-code-environment",
+    key_func=_environment_key,
+    deduct_when=_failed_code,
+)
+
+
+def _render_preview(code: str, preview, errors: dict | None = None, form_values=None):
     return render_template(
-        "transfers/fetch.html", code=services.code_from_link(request.args.get("token"))
+        "transfers/claim_preview.html",
+        code=code,
+        preview=preview,
+        errors=errors or {},
+        values=form_values or {},
+    ), 422 if errors else 200
+
+
+@bp.route("/fetch", methods=["GET", "POST"])
+@limit_code_per_user
+@limit_code_per_environment
+def fetch():
+    """The receiving side's tab: the checklist and the code. The signed link in the
+    offer mail lands here with the code filled in."""
+    if request.method == "GET":
+        token = request.args.get("token")
+        return render_template(
+            "transfers/fetch.html",
+            code=services.code_from_link(token) or "",
+            bad_link=bool(token) and services.code_from_link(token) is None,
+            errors=[],
+        )
+    code = request.form.get("code", "")
+    try:
+        preview = claims.preview(current_user, code, origin=origin())
+    except ServiceError as error:
+        db.session.rollback()
+        claims.record_failed_attempt(current_user, origin=origin())
+        db.session.commit()
+        return render_template(
+            "transfers/fetch.html", code=code, bad_link=False, errors=[error.translated()]
+        ), 422
+    db.session.rollback()  # a preview changes nothing
+    return _render_preview(code, preview)
+
+
+def _decisions_from_form(form) -> list[claims.Decision]:
+    decisions = []
+    for key in form:
+        if not key.startswith("action-"):
+            continue
+        try:
+            item_id = int(key.removeprefix("action-"))
+        except ValueError:
+            continue
+        decisions.append(
+            claims.Decision(
+                item_id=item_id,
+                action=form.get(key, ""),
+                connection_id=form.get(f"connection-{item_id}", type=int),
+                message=form.get(f"message-{item_id}"),
+            )
+        )
+    return decisions
+
+
+@bp.post("/claims")
+@limit_code_per_user
+@limit_code_per_environment
+def submit_claim():
+    code = request.form.get("code", "")
+    try:
+        claim = claims.submit_claim(
+            current_user,
+            code,
+            _decisions_from_form(request.form),
+            accept_terms=request.form.get("accept_terms") == "y",
+            origin=origin(),
+        )
+    except ValidationFailed as failure:
+        db.session.rollback()
+        preview = claims.preview(current_user, code, origin=origin())
+        db.session.rollback()
+        return _render_preview(code, preview, failure.by_field(), request.form)
+    except ServiceError as error:
+        db.session.rollback()
+        claims.record_failed_attempt(current_user, origin=origin())
+        db.session.commit()
+        return render_template(
+            "transfers/fetch.html", code=code, bad_link=False, errors=[error.translated()]
+        ), 422
+    db.session.commit()
+    flash(_("The claim has been recorded. The administrations are being copied."), "success")
+    return redirect(url_for("transfers.claim", claim_id=claim.id))
+
+
+@bp.get("/claims/<int:claim_id>")
+def claim(claim_id: int):
+    view = claims.get_claim(current_user, claim_id)
+    return render_template("transfers/claim.html", view=view)
+
+
+def _progress_json(progress: list) -> list[dict]:
+    return [
+        {
+            "item_id": p.item.id,
+            "state": p.item.state.value,
+            "label": label(p.item.state),
+            "done": p.done,
+            "total": p.total,
+            "percent": p.percent,
+        }
+        for p in progress
+    ]
+
+
+@bp.get("/claims/<int:claim_id>/progress")
+def claim_progress(claim_id: int):
+    view = claims.get_claim(current_user, claim_id)
+    return jsonify(finished=view.finished, items=_progress_json(view.items))
+
+
+@bp.get("/progress")
+def progress():
+    """Progress of the overview's rows that are being copied (ids in ``items``)."""
+    ids = [int(v) for v in request.args.get("items", "").split(",") if v.isdigit()]
+    return jsonify(items=_progress_json(claims.items_progress(current_user, ids)))
+
+
+@bp.get("/claims/<int:claim_id>/reconciliation.<any(csv, json):fmt>")
+def reconciliation(claim_id: int, fmt: str):
+    """Per document: source and target content hash with a verdict, streamed."""
+    summary = claims.reconciliation_summary(current_user, claim_id)
+    rows = claims.reconciliation_rows(current_user, claim_id)
+    filename = f"reconciliation-claim-{claim_id}.{fmt}"
+    headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
+    if fmt == "json":
+        return Response(
+            stream_with_context(_json_report(claim_id, summary, rows)),
+            mimetype="application/json",
+            headers=headers,
+        )
+    return Response(stream_with_context(_csv_report(rows)), mimetype="text/csv", headers=headers)
+
+
+def _csv_report(rows):
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(
+        [
+            "transfer_item_id",
+            "administration",
+            "source_document_id",
+            "source_sha256",
+            "target_document_id",
+            "target_sha256",
+            "verdict",
+        ]
     )
+    for row in rows:
+        writer.writerow(
+            [
+                row.item_id,
+                row.administration,
+                row.source_document_id,
+                row.source_hash,
+                row.target_document_id or "",
+                row.target_hash or "",
+                row.verdict,
+            ]
+        )
+        if out.tell() > 64 * 1024:
+            yield out.getvalue()
+            out.seek(0)
+            out.truncate()
+    yield out.getvalue()
+
+
+def _json_report(claim_id: int, summary, rows):
+    head = {
+        "claim_id": claim_id,
+        "administrations": [
+            {
+                "transfer_item_id": s.item_id,
+                "administration": s.administration,
+                "state": s.state,
+                "source_documents": s.source_documents,
+                "target_documents": s.target_documents,
+                "matching": s.matching,
+                "verdict": s.verdict,
+            }
+            for s in summary
+        ],
+    }
+    yield json.dumps(head)[:-1] + ', "documents": ['
+    first = True
+    for row in rows:
+        item = {
+            "transfer_item_id": row.item_id,
+            "source_document_id": row.source_document_id,
+            "source_sha256": row.source_hash,
+            "target_document_id": row.target_document_id,
+            "target_sha256": row.target_hash,
+            "verdict": row.verdict,
+        }
+        yield ("" if first else ",") + json.dumps(item)
+        first = False
+    yield "]}"
