@@ -14,6 +14,8 @@ from app.admin_settings.models import AuthorizationStep, Document, Workflow
 from app.auth.models import ApiToken, User
 from app.extensions import db
 from app.transfers.models import Transfer
+from app.transfers.claims import Decision, submit_claim
+from app.transfers.copy import copy_waiting
 from app.transfers.services import create_offer
 
 # What a superuser of another environment gets from each endpoint:
@@ -58,6 +60,15 @@ EXPECTATIONS: dict[str, str] = {
     "transfers_api.list_transfers": "own",
     "transfers_api.get": "foreign",
     "transfers_api.withdraw": "foreign",
+    "transfers.submit_claim": "own",
+    "transfers.claim": "foreign",
+    "transfers.claim_progress": "foreign",
+    "transfers.progress": "own",
+    "transfers.reconciliation": "foreign",
+    "claims_api.preview_claim": "own",
+    "claims_api.create_claim": "own",
+    "claims_api.get_claim": "foreign",
+    "claims_api.reconciliation": "foreign",
 }
 
 SECRET_NAME = "Geheime Administratie Noord"
@@ -91,6 +102,30 @@ def noord(office, build, api_client):
         origin="tests",
     )
     db.session.commit()
+    # A third office claims another Noord administration: a claim Zuid has no part in.
+    oost = build.environment("Kantoor Oost", office_code="OOST")
+    oost_super = build.user(oost, "superuser", email="super@oost.example")
+    oost_connection = build.connection(oost)
+    claimed = build.administration(office.connection, name=SECRET_NAME + " (geclaimd)")
+    build.document(claimed, "approved")
+    _t, claimed_code = create_offer(
+        office.superuser,
+        administration_ids=[claimed.id],
+        recipient_emails=[oost_super.email],
+        checklist_confirmed=True,
+        accept_terms=True,
+        origin="tests",
+    )
+    db.session.commit()
+    claim = submit_claim(
+        oost_super,
+        claimed_code,
+        [Decision(_t.items[0].id, "accept", oost_connection.id)],
+        accept_terms=True,
+        origin="tests",
+    )
+    db.session.commit()
+    copy_waiting()
     token = db.session.scalars(
         select(ApiToken).where(ApiToken.user_id == office.superuser.id)
     ).one()
@@ -101,6 +136,9 @@ def noord(office, build, api_client):
         "step_id": step.id,
         "token_id": token.id,
         "transfer_id": transfer.id,
+        "claim_id": claim.id,
+        "fmt": "csv",
+        "items": ",".join(str(i.id) for i in _t.items),
         "connection_id": office.connection.id,
     }
     return office, ids
@@ -146,7 +184,7 @@ def _url(app, rule, values: dict) -> str:
     with app.test_request_context():
         from flask import url_for
 
-        values = {**values, "filename": "app.css"}
+        values = {**values, "filename": "app.css", "fmt": "csv"}
         args = {name: values[name] for name in rule.arguments}
         return url_for(rule.endpoint, **args)
 
