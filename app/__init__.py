@@ -105,6 +105,7 @@ def register_blueprints(app: Flask) -> None:
     from app.auth.api import blp as auth_api
     from app.auth.views import bp as auth_bp
     from app.extensions import api, csrf
+    from app.support.api import blp as support_api
     from app.support.views import bp as support_bp
     from app.transfers.api import blp as transfers_api
     from app.transfers.api import claims_blp as claims_api
@@ -121,7 +122,7 @@ def register_blueprints(app: Flask) -> None:
 
     # The API authenticates by bearer token only (never the session cookie), so it
     # cannot be driven cross-site and needs no CSRF token.
-    for blp in (auth_api, administrations_api, transfers_api, claims_api):
+    for blp in (auth_api, administrations_api, transfers_api, claims_api, support_api):
         csrf.exempt(blp)
         api.register_blueprint(blp, url_prefix="/api/v1" + (blp.url_prefix or ""))
 

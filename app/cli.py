@@ -69,7 +69,95 @@ def scheduler_command(once: bool) -> None:
         scheduler.start()
 
 
+@click.group("transfers")
+def transfers_group() -> None:
+    """Support actions on transfers (the same services as the support console)."""
+
+
+def _cli_origin() -> str:
+    import getpass
+
+    return f"cli {getpass.getuser()}"
+
+
+@transfers_group.command("list")
+@click.option("--stuck", is_flag=True, help="Only transfers that need support.")
+@click.option(
+    "--state",
+    default=None,
+    help="offered, claiming, completed, withdrawn, expired, revoked, failed",
+)
+@click.option("--limit", default=50, show_default=True)
+def transfers_list(stuck: bool, state: str | None, limit: int) -> None:
+    """List transfers of every environment, newest first."""
+    from flask_babel import gettext
+
+    from app.errors import ServiceError
+    from app.support import services
+
+    try:
+        page = services.list_transfers(None, stuck=stuck, state=state, per_page=limit)
+    except ServiceError as error:
+        raise click.ClickException(error.translated()) from None
+    if not page.rows:
+        click.echo("No transfers." if not stuck else "Nothing is stuck.")
+    for row in page.rows:
+        t = row.transfer
+        items = ", ".join(f"{i.administration_name} [{i.state.value}]" for i in t.items)
+        click.echo(
+            f"#{t.id}  {t.created_at:%Y-%m-%d %H:%M}  {row.state.value:<10} "
+            f"{t.source_environment.name} -> "
+            f"{t.target_environment.name if t.target_environment else ', '.join(t.recipient_emails)}"
+            f"  {items}"
+        )
+        for reason in row.reasons:
+            click.echo("      why: " + gettext(services.REASONS[reason.kind], **reason.params))
+    click.echo(f"{len(page.rows)} of {page.total} shown.")
+
+
+@transfers_group.command("revoke")
+@click.argument("transfer_id", type=int)
+@click.option("--reason", required=True, help="Why; both offices receive it.")
+def transfers_revoke(transfer_id: int, reason: str) -> None:
+    """Revoke transfer TRANSFER_ID."""
+    from werkzeug.exceptions import NotFound
+
+    from app.errors import ServiceError
+    from app.support import services
+
+    try:
+        services.revoke(None, transfer_id, reason, origin=_cli_origin())
+    except NotFound:
+        raise click.ClickException(f"No transfer #{transfer_id}.") from None
+    except ServiceError as error:
+        db.session.rollback()
+        raise click.ClickException(error.translated()) from None
+    db.session.commit()
+    click.echo(f"Transfer #{transfer_id} revoked.")
+
+
+@transfers_group.command("retry")
+@click.argument("transfer_id", type=int)
+def transfers_retry(transfer_id: int) -> None:
+    """Queue the failed copies of transfer TRANSFER_ID again."""
+    from werkzeug.exceptions import NotFound
+
+    from app.errors import ServiceError
+    from app.support import services
+
+    try:
+        n = services.retry(None, transfer_id, origin=_cli_origin())
+    except NotFound:
+        raise click.ClickException(f"No transfer #{transfer_id}.") from None
+    except ServiceError as error:
+        db.session.rollback()
+        raise click.ClickException(error.translated()) from None
+    db.session.commit()
+    click.echo(f"{n} failed copy(ies) of transfer #{transfer_id} queued again.")
+
+
 def register(app: Flask) -> None:
     app.cli.add_command(users_group)
     app.cli.add_command(demo_command)
     app.cli.add_command(scheduler_command)
+    app.cli.add_command(transfers_group)

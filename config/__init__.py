@@ -62,6 +62,7 @@ class Config:
     COPY_CHUNK_DOCUMENTS = 5000  # documents per INSERT … SELECT; progress is told per chunk
     COPY_LEASE_SECONDS = 600  # a copy whose worker died is taken up again after this
     COPY_MAX_ATTEMPTS = 5  # then the item is failed and waits for support
+    SUPPORT_STUCK_AFTER_MINUTES = _env_int("SUPPORT_STUCK_AFTER_MINUTES", 30)
     # Failed code entries per hour, per user and per environment (NIST SP 800-63B).
     CLAIM_CODE_RATE_LIMIT = "100 per hour"
     # Where links in e-mails point; mails are also written outside a request.

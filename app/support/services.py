@@ -1,16 +1,57 @@
-"""Read-only views across environments for support staff."""
+"""Support: every environment's transfers, the stuck ones, revoke, retry, audit trail.
+
+Support staff act across environments but see metadata only: names, counts,
+states and sizes; never a document's file or contents and never a usable code.
+Scheduled and command-line callers pass ``actor=None`` and an ``origin``.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from flask import current_app
+from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy.orm import aliased
 from werkzeug.exceptions import NotFound
 
-from app.admin_settings.models import Administration, Document, Environment
+from app import audit
+from app.admin_settings.models import (
+    Administration,
+    AdministrationState,
+    AuthorizationFlow,
+    AuthorizationStep,
+    Document,
+    DocumentStatus,
+    Environment,
+    Workflow,
+)
+from app.admin_settings.services import facts_for
+from app.audit import AuditEvent
 from app.auth.domain import Permission, has_permission
 from app.auth.models import User
+from app.db import begin_write, utcnow
+from app.email import OutboxMessage
+from app.errors import N_, ServiceError
 from app.extensions import db
+from app.transfers import domain, emails
+from app.transfers.claims import item_reconciliation
+from app.transfers.models import (
+    OPEN_ITEM_STATES,
+    Claim,
+    ItemState,
+    Transfer,
+    TransferItem,
+    TransferRecipient,
+    TransferState,
+)
+
+
+def require_support(actor: User | None) -> None:
+    """Support pages and actions do not exist for anyone else (``None``: the CLI)."""
+    if actor is not None and not has_permission(actor.role, Permission.SUPPORT_CONSOLE):
+        raise NotFound()
 
 
 @dataclass(frozen=True)
@@ -23,8 +64,7 @@ class EnvironmentSummary:
 
 def environment_overview(actor: User) -> list[EnvironmentSummary]:
     """Every environment with counts; names and numbers only, no contents."""
-    if not has_permission(actor.role, Permission.SUPPORT_CONSOLE):
-        raise NotFound()
+    require_support(actor)
 
     def counts(column) -> dict[int, int]:
         return dict(db.session.execute(select(column, func.count()).group_by(column)).all())
@@ -39,3 +79,488 @@ def environment_overview(actor: User) -> list[EnvironmentSummary]:
         )
         for e in environments
     ]
+
+
+def environments(actor: User | None) -> list[Environment]:
+    require_support(actor)
+    return list(db.session.scalars(select(Environment).order_by(Environment.name)))
+
+
+# --- why a transfer is stuck -------------------------------------------------------------------
+
+REASONS = {
+    "claiming_too_long": N_("Being copied for more than %(minutes)d minutes"),
+    "failed": N_("A copy failed: %(error)s"),
+    "expired_unswept": N_("Past its expiry date, but not yet marked expired"),
+    "gained_blocker": N_("An offered administration has gained a blocker: %(name)s"),
+}
+
+
+def _blocked_administration():
+    """Offered administrations that gained a blocker since the preflight."""
+    pending = exists().where(
+        Document.administration_id == Administration.id,
+        Document.status == DocumentStatus.PENDING,
+    )
+    workflow = exists().where(
+        Workflow.administration_id == Administration.id, Workflow.active.is_(True)
+    )
+    step = exists().where(
+        AuthorizationFlow.administration_id == Administration.id,
+        AuthorizationStep.flow_id == AuthorizationFlow.id,
+    )
+    return or_(pending, workflow, step)
+
+
+def _stuck_condition(now: datetime):
+    minutes = current_app.config["SUPPORT_STUCK_AFTER_MINUTES"]
+    item = aliased(TransferItem)
+    claiming_too_long = exists().where(
+        item.transfer_id == Transfer.id,
+        item.state == ItemState.CLAIMING,
+        item.updated_at < now - timedelta(minutes=minutes),
+    )
+    failed = exists().where(item.transfer_id == Transfer.id, item.state == ItemState.FAILED)
+    expired_unswept = and_(
+        Transfer.state == TransferState.OFFERED,
+        Transfer.target_environment_id.is_(None),
+        Transfer.expires_at <= now,
+    )
+    gained_blocker = exists().where(
+        item.transfer_id == Transfer.id,
+        item.state == ItemState.OFFERED,
+        Administration.id == item.administration_id,
+        _blocked_administration(),
+    )
+    return or_(claiming_too_long, failed, expired_unswept, gained_blocker)
+
+
+@dataclass(frozen=True)
+class Reason:
+    kind: str
+    params: dict
+
+
+def stuck_reasons(transfer: Transfer, now: datetime) -> list[Reason]:
+    """Why support should look at this transfer; empty when nothing is wrong."""
+    minutes = current_app.config["SUPPORT_STUCK_AFTER_MINUTES"]
+    reasons: list[Reason] = []
+    if (
+        transfer.state is TransferState.OFFERED
+        and transfer.target_environment_id is None
+        and transfer.expires_at <= now
+    ):
+        reasons.append(Reason("expired_unswept", {}))
+    offered = [i for i in transfer.items if i.state is ItemState.OFFERED]
+    facts = facts_for(i.administration_id for i in offered)
+    for item in transfer.items:
+        if item.state is ItemState.CLAIMING and item.updated_at < now - timedelta(minutes=minutes):
+            reasons.append(Reason("claiming_too_long", {"minutes": minutes}))
+        elif item.state is ItemState.FAILED:
+            reasons.append(Reason("failed", {"error": item.last_error or "?"}))
+        elif item.state is ItemState.OFFERED and _has_blocker(facts.get(item.administration_id)):
+            reasons.append(Reason("gained_blocker", {"name": item.administration_name}))
+    return reasons
+
+
+def _has_blocker(facts) -> bool:
+    from app.admin_settings.domain import blockers
+
+    return bool(facts and blockers(facts))
+
+
+# --- the console ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SupportRow:
+    transfer: Transfer
+    state: TransferState
+    reasons: list[Reason]
+    claim: Claim | None
+
+
+@dataclass(frozen=True)
+class SupportPage:
+    rows: list[SupportRow]
+    page: int
+    per_page: int
+    total: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+
+FILTER_STATES = ("offered", "claiming", "completed", "withdrawn", "expired", "revoked", "failed")
+
+
+def _state_filter(state: str, now: datetime):
+    unclaimed = Transfer.target_environment_id.is_(None)
+    dead = and_(Transfer.state == TransferState.OFFERED, unclaimed, Transfer.expires_at <= now)
+    item = aliased(TransferItem)
+    if state == "offered":
+        return and_(Transfer.state == TransferState.OFFERED, unclaimed, ~dead)
+    if state == "claiming":
+        return and_(Transfer.state == TransferState.OFFERED, ~unclaimed)
+    if state == "expired":
+        return or_(Transfer.state == TransferState.EXPIRED, dead)
+    if state == "failed":
+        return exists().where(item.transfer_id == Transfer.id, item.state == ItemState.FAILED)
+    return Transfer.state == TransferState(state)
+
+
+def list_transfers(
+    actor: User | None,
+    *,
+    state: str | None = None,
+    source_id: int | None = None,
+    target_id: int | None = None,
+    older_than_days: int | None = None,
+    q: str = "",
+    stuck: bool = False,
+    page: int = 1,
+    per_page: int = 25,
+    now: datetime | None = None,
+) -> SupportPage:
+    """Every transfer of every environment, newest first, filtered and searched."""
+    require_support(actor)
+    now = now or utcnow()
+    page = max(1, page)
+    conditions = []
+    if state:
+        if state not in FILTER_STATES:
+            raise ServiceError("state", N_("Unknown state."))
+        conditions.append(_state_filter(state, now))
+    if source_id:
+        conditions.append(Transfer.source_environment_id == source_id)
+    if target_id:
+        conditions.append(Transfer.target_environment_id == target_id)
+    if older_than_days:
+        conditions.append(Transfer.created_at <= now - timedelta(days=older_than_days))
+    if stuck:
+        conditions.append(_stuck_condition(now))
+    q = (q or "").strip().lower()
+    if q:
+        like = f"%{q}%"
+        item = aliased(TransferItem)
+        source = aliased(Environment)
+        target = aliased(Environment)
+        conditions.append(
+            or_(
+                exists().where(
+                    item.transfer_id == Transfer.id,
+                    or_(
+                        func.lower(item.administration_name).like(like),
+                        func.lower(item.administration_code).like(like),
+                        func.lower(item.contact_email).like(like),
+                    ),
+                ),
+                exists().where(
+                    source.id == Transfer.source_environment_id,
+                    or_(
+                        func.lower(source.name).like(like),
+                        func.lower(source.office_code).like(like),
+                    ),
+                ),
+                exists().where(
+                    target.id == Transfer.target_environment_id,
+                    or_(
+                        func.lower(target.name).like(like),
+                        func.lower(target.office_code).like(like),
+                    ),
+                ),
+                exists().where(
+                    TransferRecipient.transfer_id == Transfer.id,
+                    TransferRecipient.email.like(like),
+                ),
+                func.lower(Transfer.offered_by_email).like(like),
+            )
+        )
+    stmt = select(Transfer).where(*conditions)
+    total = db.session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    transfers = list(
+        db.session.scalars(
+            stmt.order_by(Transfer.created_at.desc(), Transfer.id.desc())
+            .limit(per_page)
+            .offset((page - 1) * per_page)
+        )
+    )
+    claims = {
+        c.transfer_id: c
+        for c in db.session.scalars(
+            select(Claim).where(Claim.transfer_id.in_([t.id for t in transfers]))
+        )
+    }
+    rows = [
+        SupportRow(
+            t,
+            domain.effective_state(
+                t.state, t.expires_at, now, claimed=t.target_environment_id is not None
+            ),
+            stuck_reasons(t, now),
+            claims.get(t.id),
+        )
+        for t in transfers
+    ]
+    return SupportPage(rows, page, per_page, total)
+
+
+def get_transfer(
+    actor: User | None, transfer_id: int, *, now: datetime | None = None
+) -> SupportRow:
+    require_support(actor)
+    now = now or utcnow()
+    transfer = db.session.get(Transfer, transfer_id)
+    if transfer is None:
+        raise NotFound()
+    claim = db.session.scalars(select(Claim).where(Claim.transfer_id == transfer.id)).one_or_none()
+    return SupportRow(
+        transfer,
+        domain.effective_state(
+            transfer.state,
+            transfer.expires_at,
+            now,
+            claimed=transfer.target_environment_id is not None,
+        ),
+        stuck_reasons(transfer, now),
+        claim,
+    )
+
+
+# --- actions -------------------------------------------------------------------------------------
+
+
+def revoke(
+    actor: User | None, transfer_id: int, reason: str, *, origin: str, now: datetime | None = None
+) -> Transfer:
+    """End a transfer for good: open items revoked, source administrations active again,
+    both sides told why. A copy running at the same moment either finishes first (its
+    administration stays migrated) or loses: its final conditional UPDATE finds the
+    item revoked and its whole transaction rolls back, so no partial copy remains."""
+    require_support(actor)
+    now = now or utcnow()
+    reason = (reason or "").strip()
+    if len(reason) < 5:
+        raise ServiceError("reason", N_("Give the reason for revoking (at least 5 characters)."))
+    begin_write(db.session)
+    transfer = db.session.get(Transfer, transfer_id)
+    if transfer is None:
+        raise NotFound()
+    won = db.session.execute(
+        update(Transfer)
+        .where(Transfer.id == transfer.id, Transfer.state == TransferState.OFFERED)
+        .values(state=TransferState.REVOKED, ended_at=now, ended_by_id=actor.id if actor else None)
+        .execution_options(synchronize_session=False)
+    )
+    if won.rowcount != 1:
+        raise ServiceError("transfer", N_("This transfer has already ended and cannot be revoked."))
+    open_items = select(TransferItem.id).where(
+        TransferItem.transfer_id == transfer.id, TransferItem.state.in_(OPEN_ITEM_STATES)
+    )
+    revoked_ids = list(db.session.scalars(open_items))
+    administrations = select(TransferItem.administration_id).where(TransferItem.id.in_(revoked_ids))
+    db.session.execute(
+        update(Administration)
+        .where(
+            Administration.id.in_(administrations),
+            Administration.state == AdministrationState.OFFERED,
+        )
+        .values(state=AdministrationState.ACTIVE)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.execute(
+        update(TransferItem)
+        .where(TransferItem.id.in_(revoked_ids))
+        .values(state=ItemState.REVOKED, lease_until=None, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.flush()
+    db.session.expire_all()
+    audit.record(
+        "transfer_revoked",
+        actor=actor,
+        object_type="transfer",
+        object_id=transfer.id,
+        environment_id=transfer.source_environment_id,
+        origin=origin,
+        details={"reason": reason, "revoked_item_ids": revoked_ids},
+    )
+    emails.transfer_revoked(transfer, reason)
+    return transfer
+
+
+def retry(actor: User | None, transfer_id: int, *, origin: str, now: datetime | None = None) -> int:
+    """Queue the failed items of a transfer for another copy; returns how many."""
+    require_support(actor)
+    now = now or utcnow()
+    begin_write(db.session)
+    transfer = db.session.get(Transfer, transfer_id)
+    if transfer is None:
+        raise NotFound()
+    failed = [i.id for i in transfer.items if i.state is ItemState.FAILED]
+    if not failed or transfer.state is not TransferState.OFFERED:
+        raise ServiceError("transfer", N_("Nothing to retry: this transfer has no failed copy."))
+    result = db.session.execute(
+        update(TransferItem)
+        .where(TransferItem.id.in_(failed), TransferItem.state == ItemState.FAILED)
+        .values(
+            state=ItemState.CLAIMING,
+            attempts=0,
+            lease_until=None,
+            last_error=None,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    db.session.expire_all()
+    audit.record(
+        "copy_retried",
+        actor=actor,
+        object_type="transfer",
+        object_id=transfer_id,
+        environment_id=transfer.source_environment_id,
+        origin=origin,
+        details={"item_ids": failed},
+    )
+    return result.rowcount
+
+
+# --- audit trail and evidence ------------------------------------------------------------------
+
+
+def _transfer_events_condition(transfer: Transfer):
+    item_ids = [i.id for i in transfer.items]
+    mail_ids = select(OutboxMessage.id).where(OutboxMessage.transfer_id == transfer.id)
+    return or_(
+        and_(AuditEvent.object_type == "transfer", AuditEvent.object_id == transfer.id),
+        and_(AuditEvent.object_type == "transfer_item", AuditEvent.object_id.in_(item_ids)),
+        and_(AuditEvent.object_type == "outbox_message", AuditEvent.object_id.in_(mail_ids)),
+    )
+
+
+@dataclass(frozen=True)
+class AuditPage:
+    events: list[AuditEvent]
+    page: int
+    per_page: int
+    total: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+
+def audit_trail(
+    actor: User | None,
+    *,
+    transfer_id: int | None = None,
+    environment_id: int | None = None,
+    action: str = "",
+    page: int = 1,
+    per_page: int = 50,
+) -> AuditPage:
+    """Audit events of one transfer or one environment (or all), newest first."""
+    require_support(actor)
+    page = max(1, page)
+    conditions = []
+    if transfer_id is not None:
+        transfer = db.session.get(Transfer, transfer_id)
+        if transfer is None:
+            raise NotFound()
+        conditions.append(_transfer_events_condition(transfer))
+    if environment_id is not None:
+        conditions.append(AuditEvent.environment_id == environment_id)
+    if action:
+        conditions.append(AuditEvent.action == action)
+    stmt = select(AuditEvent).where(*conditions)
+    total = db.session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    events = list(
+        db.session.scalars(
+            stmt.order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc())
+            .limit(per_page)
+            .offset((page - 1) * per_page)
+        )
+    )
+    return AuditPage(events, page, per_page, total)
+
+
+def audit_actions(actor: User | None) -> list[str]:
+    require_support(actor)
+    return list(
+        db.session.scalars(select(AuditEvent.action).distinct().order_by(AuditEvent.action))
+    )
+
+
+def evidence(actor: User | None, transfer_id: int) -> Iterator[list]:
+    """The evidence of one transfer as CSV rows: the offer, the acceptance (terms
+    version and fee), every audited step with actor and time, and per document the
+    outcome of the reconciliation. Streams."""
+    view = get_transfer(actor, transfer_id)
+    transfer, claim = view.transfer, view.claim
+    yield ["section", "time", "actor", "role", "action", "subject", "detail"]
+    yield [
+        "offer",
+        transfer.created_at.isoformat(),
+        transfer.offered_by_email,
+        "superuser",
+        "offered",
+        transfer.source_environment.name,
+        f"terms {transfer.terms_version}; expires {transfer.expires_at.isoformat()}; "
+        f"recipients {', '.join(transfer.recipient_emails)}",
+    ]
+    for item in transfer.items:
+        yield [
+            "item",
+            item.updated_at.isoformat(),
+            "",
+            "",
+            item.state.value,
+            f"{item.administration_name} ({item.administration_code})",
+            f"documents {item.documents_copied if item.documents_copied is not None else ''}; "
+            f"fee {item.fee if item.fee is not None else ''}; "
+            f"reject message {item.reject_message or ''}",
+        ]
+    if claim is not None:
+        yield [
+            "acceptance",
+            claim.created_at.isoformat(),
+            claim.claimed_by_email,
+            "superuser",
+            "claimed",
+            transfer.target_environment.name if transfer.target_environment else "",
+            f"terms {claim.terms_version}; fee {claim.fee_per_administration} "
+            f"{claim.currency} per administration",
+        ]
+    events = db.session.scalars(
+        select(AuditEvent)
+        .where(_transfer_events_condition(transfer))
+        .order_by(AuditEvent.created_at, AuditEvent.id)
+    )
+    for event in events:
+        yield [
+            "step",
+            event.created_at.isoformat(),
+            event.actor_email or event.origin,
+            event.actor_role or "",
+            event.action,
+            f"{event.object_type} {event.object_id or ''}".strip(),
+            _details(event.details),
+        ]
+    for item in transfer.items:
+        if item.state is ItemState.MIGRATED:
+            for row in item_reconciliation(item):
+                yield [
+                    "document",
+                    "",
+                    "",
+                    "",
+                    row.verdict,
+                    f"{item.administration_name}: document {row.source_document_id} → "
+                    f"{row.target_document_id or '-'}",
+                    f"source {row.source_hash}; target {row.target_hash or '-'}",
+                ]
+
+
+def _details(details: dict) -> str:
+    return "; ".join(f"{k} {v}" for k, v in sorted((details or {}).items()))

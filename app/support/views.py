@@ -1,12 +1,30 @@
-"""The support console's start page: environments at a glance (metadata only)."""
+"""The support console: transfers of every environment, the stuck ones, revoke,
+retry, audit trail and evidence. Support staff only; anyone else gets a 404."""
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+import csv
+import io
+
+from flask import (
+    Blueprint,
+    Response,
+    flash,
+    redirect,
+    render_template,
+    request,
+    stream_with_context,
+    url_for,
+)
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from werkzeug.exceptions import NotFound
 
+from app.auth.views import origin
+from app.errors import ServiceError
+from app.extensions import db
 from app.support import services
+from app.support.forms import RevokeForm
 
 bp = Blueprint("support", __name__, url_prefix="/support")
 
@@ -19,8 +37,134 @@ def _support_only():
         raise NotFound()
 
 
+def _filters() -> dict:
+    args = request.args
+    state = args.get("state", "")
+    return {
+        "state": state if state in services.FILTER_STATES else None,
+        "source_id": args.get("source", type=int),
+        "target_id": args.get("target", type=int),
+        "older_than_days": args.get("older_than", type=int),
+        "q": args.get("q", "")[:100],
+        "stuck": args.get("stuck") == "1",
+    }
+
+
 @bp.get("")
 def index():
+    filters = _filters()
+    page = services.list_transfers(
+        current_user, page=request.args.get("page", 1, type=int), **filters
+    )
     return render_template(
-        "support/index.html", environments=services.environment_overview(current_user)
+        "support/index.html",
+        page=page,
+        filters=filters,
+        states=services.FILTER_STATES,
+        environments=services.environments(current_user),
+        reasons=services.REASONS,
+    )
+
+
+@bp.get("/environments")
+def environments():
+    return render_template(
+        "support/environments.html", environments=services.environment_overview(current_user)
+    )
+
+
+def _render_transfer(transfer_id: int, form: RevokeForm, status: int = 200):
+    row = services.get_transfer(current_user, transfer_id)
+    events = services.audit_trail(
+        current_user,
+        transfer_id=transfer_id,
+        action=request.args.get("action", ""),
+        page=request.args.get("page", 1, type=int),
+    )
+    return render_template(
+        "support/transfer.html",
+        row=row,
+        form=form,
+        events=events,
+        reasons=services.REASONS,
+        actions=services.audit_actions(current_user),
+    ), status
+
+
+@bp.get("/transfers/<int:transfer_id>")
+def transfer(transfer_id: int):
+    return _render_transfer(transfer_id, RevokeForm())
+
+
+@bp.post("/transfers/<int:transfer_id>/revoke")
+def revoke(transfer_id: int):
+    form = RevokeForm()
+    if form.validate_on_submit():
+        try:
+            services.revoke(current_user, transfer_id, form.reason.data, origin=origin())
+        except ServiceError as error:
+            db.session.rollback()
+            flash(error.translated(), "error")
+            return redirect(url_for("support.transfer", transfer_id=transfer_id))
+        db.session.commit()
+        flash(_("The transfer has been revoked; both offices have been told why."), "success")
+        return redirect(url_for("support.transfer", transfer_id=transfer_id))
+    return _render_transfer(transfer_id, form, 422)
+
+
+@bp.post("/transfers/<int:transfer_id>/retry")
+def retry(transfer_id: int):
+    try:
+        n = services.retry(current_user, transfer_id, origin=origin())
+    except ServiceError as error:
+        db.session.rollback()
+        flash(error.translated(), "error")
+    else:
+        db.session.commit()
+        flash(_("%(n)d failed copy queued again.", n=n), "success")
+    return redirect(url_for("support.transfer", transfer_id=transfer_id))
+
+
+@bp.get("/transfers/<int:transfer_id>/evidence.csv")
+def evidence(transfer_id: int):
+    services.get_transfer(current_user, transfer_id)  # 404 before the response starts
+
+    def generate():
+        # Runs while streaming, in a context (and database session) of its own.
+        out = io.StringIO()
+        writer = csv.writer(out)
+        for row in services.evidence(current_user, transfer_id):
+            writer.writerow(row)
+            if out.tell() > 64 * 1024:
+                yield out.getvalue()
+                out.seek(0)
+                out.truncate()
+        yield out.getvalue()
+
+    return Response(
+        stream_with_context(generate()),
+        mimetype="text/csv",
+        headers={
+            "Content-Disposition": f'attachment; filename="evidence-transfer-{transfer_id}.csv"'
+        },
+    )
+
+
+@bp.get("/audit")
+def audit_trail():
+    environment_id = request.args.get("environment", type=int)
+    action = request.args.get("action", "")[:60]
+    events = services.audit_trail(
+        current_user,
+        environment_id=environment_id,
+        action=action,
+        page=request.args.get("page", 1, type=int),
+    )
+    return render_template(
+        "support/audit.html",
+        events=events,
+        environment_id=environment_id,
+        action=action,
+        environments=services.environments(current_user),
+        actions=services.audit_actions(current_user),
     )

@@ -562,6 +562,11 @@ def reconciliation_rows(actor: User, claim_id: int) -> Iterator[ReconciliationRo
             yield from _rows(progress.item)
 
 
+def item_reconciliation(item: TransferItem) -> Iterator[ReconciliationRow]:
+    """The per-document comparison of one migrated item (no tenant check: callers scope)."""
+    return _rows(item)
+
+
 def _rows(item: TransferItem) -> Iterator[ReconciliationRow]:
     source = aliased(Document)
     target = aliased(Document)

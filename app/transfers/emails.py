@@ -6,11 +6,13 @@ from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from flask import current_app
+from sqlalchemy import select
 
 from app.email import queue_mail
 from app.errors import N_
+from app.extensions import db
 from app.tokens import Purpose, sign
-from app.transfers.models import Transfer
+from app.transfers.models import Claim, Transfer
 
 
 def external_url(endpoint: str, **values) -> str:
@@ -147,6 +149,29 @@ def claim_completed(transfer: Transfer, claim) -> None:
             subject=N_("The migration of %(count)d administration(s) is complete"),
             template="transfer_completed",
             context={**context, "count": len(context["migrated"])},
+            environment_id=environment_id,
+            transfer_id=transfer.id,
+        )
+
+
+def transfer_revoked(transfer: Transfer, reason: str) -> None:
+    """Support ended the transfer: both sides hear why."""
+    context = _context(transfer, reason=reason)
+    addresses = {transfer.offered_by_email: transfer.source_environment_id}
+
+    claim = db.session.scalars(select(Claim).where(Claim.transfer_id == transfer.id)).one_or_none()
+    if claim is not None:
+        addresses[claim.claimed_by_email] = claim.target_environment_id
+    else:
+        for email in transfer.recipient_emails:
+            addresses.setdefault(email, None)
+    for email, environment_id in addresses.items():
+        queue_mail(
+            kind="transfer_revoked",
+            to=email,
+            subject=N_("Support has revoked the transfer of %(count)d administration(s)"),
+            template="transfer_revoked",
+            context=context,
             environment_id=environment_id,
             transfer_id=transfer.id,
         )

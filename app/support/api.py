@@ -1,0 +1,83 @@
+"""``/api/v1/support``: the console's transfers, revoke and retry, for support staff."""
+
+from __future__ import annotations
+
+from flask_smorest import Blueprint, abort
+
+from app.auth.api import api_user, authenticate_bearer
+from app.errors import ServiceError
+from app.extensions import db
+from app.support import services
+from app.support.schemas import (
+    RevokeSchema,
+    SupportPageSchema,
+    SupportQuerySchema,
+    SupportTransferSchema,
+)
+
+blp = Blueprint(
+    "support_api",
+    __name__,
+    url_prefix="/support",
+    description="Support staff: every transfer, revoke and retry",
+)
+blp.before_request(authenticate_bearer)
+
+
+@blp.before_request
+def _support_only():
+    services.require_support(api_user())
+
+
+@blp.route("/transfers")
+@blp.arguments(SupportQuerySchema, location="query")
+@blp.response(200, SupportPageSchema)
+def list_transfers(query: dict):
+    """Every transfer, newest first; ``stuck=true`` lists only those needing support."""
+    return services.list_transfers(
+        api_user(),
+        state=query["state"],
+        stuck=query["stuck"],
+        q=query["q"],
+        source_id=query["source"],
+        target_id=query["target"],
+        older_than_days=query["older_than"],
+        page=query["page"],
+        per_page=query["per_page"],
+    )
+
+
+@blp.route("/transfers/<int:transfer_id>")
+@blp.response(200, SupportTransferSchema)
+def get_transfer(transfer_id: int):
+    return services.get_transfer(api_user(), transfer_id)
+
+
+@blp.route("/transfers/<int:transfer_id>/revoke", methods=["POST"])
+@blp.arguments(RevokeSchema)
+@blp.response(200, SupportTransferSchema)
+def revoke(data: dict, transfer_id: int):
+    """End the transfer with a reason both offices receive; 409 when it already ended."""
+    actor = api_user()
+    try:
+        services.revoke(actor, transfer_id, data["reason"], origin="api")
+    except ServiceError as error:
+        db.session.rollback()
+        status = 422 if error.field == "reason" else 409
+        abort(status, message=error.translated(), errors={error.field: [error.translated()]})
+    db.session.commit()
+    return services.get_transfer(actor, transfer_id)
+
+
+@blp.route("/transfers/<int:transfer_id>/retry", methods=["POST"])
+@blp.response(200, SupportTransferSchema)
+def retry(transfer_id: int):
+    """Copy the failed items again; 409 when nothing has failed."""
+    actor = api_user()
+    try:
+        services.retry(actor, transfer_id, origin="api")
+    except ServiceError as error:
+        db.session.rollback()
+        abort(409, message=error.translated(), errors={error.field: [error.translated()]})
+    db.session.commit()
+    return services.get_transfer(actor, transfer_id)
