@@ -105,7 +105,7 @@ def transfers_list(stuck: bool, state: str | None, limit: int) -> None:
         t = row.transfer
         items = ", ".join(f"{i.administration_name} [{i.state.value}]" for i in t.items)
         click.echo(
-            f"#{t.id}  {t.created_at:%Y-%m-%d %H:%M}  {row.state.value:<10} "
+            f"#{t.id}  {t.created_at:%Y-%m-%d %H:%M}  {row.state:<10} "
             f"{t.source_environment.name} -> "
             f"{t.target_environment.name if t.target_environment else ', '.join(t.recipient_emails)}"
             f"  {items}"

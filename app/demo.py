@@ -14,6 +14,9 @@ Layout of the demo (the same every run: a fixed random seed drives all choices):
         2002  Restaurant De Gouden Leeuw            300 docs  clean (inactive workflow)
         2003  Schildersbedrijf Jansen V.O.F.        150 docs  blocker: authorizer in a flow
         2004  Stichting Buurtwerk Noord             250 docs  clean
+      (and under Exact Online, already in transfers to Zuid that support must look at)
+        1006  Autobedrijf Wolters                   120 docs  claimed, copy stuck (hung worker)
+        1007  Kinderopvang Het Nest                  80 docs  claimed, copy failed (retryable)
     Kantoor Zuid   ZUID   premium   a receiving office
       Exact Online  (Exact Online)
         1002  Garage Peters B.V.                     50 docs  clean  (same code as Noord 1002)
@@ -36,7 +39,14 @@ Logins: see ``LOGINS``. With ``DEMO_PASSWORD`` set (development, testing) everyo
 that password; otherwise each login gets a random one, shown only in the summary that
 ``seed_demo`` returns when it first seeds.
 
-``seed_demo`` flushes but never commits: the caller (``flask demo``) owns the commit.
+Transfers: Noord has offered 1006 and 1007 to super@zuid.example and Zuid has claimed
+both; the copy of 1006 hangs (a worker holds its lease for a day, for two hours now) and
+the copy of 1007 failed on a lost database connection. Support sees both in the stuck
+view, can revoke the first and retry the second. They go through the real services, so
+their mails are in the outbox (``/dev/mail``) and their steps in the audit trail.
+
+``seed_demo`` commits the offices before it makes the transfers (the claim service
+starts write transactions of its own); the caller commits the rest.
 """
 
 from __future__ import annotations
@@ -50,7 +60,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from flask import current_app
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, update
 
 from app.admin_settings.domain import inbound_email
 from app.admin_settings.models import (
@@ -181,6 +191,23 @@ ENVIRONMENTS: tuple[DemoEnvironment, ...] = (
                 200,
                 profile=ALL_BLOCKERS,
                 suppliers=("Royal FloraHolland", "Potgrond Van der Meer", "Verpakkingen Smit"),
+            ),
+            # Two more clean ones, already in transfers that support has to look at.
+            DemoAdministration(
+                "Exact Online",
+                "1006",
+                "Autobedrijf Wolters",
+                "wolters-auto.example",
+                120,
+                suppliers=("Autoparts Noord", "Bovag Onderdelen", "Shell Nederland"),
+            ),
+            DemoAdministration(
+                "Exact Online",
+                "1007",
+                "Kinderopvang Het Nest",
+                "hetnest.example",
+                80,
+                suppliers=("Speelgoedgroothandel Bos", "Hanos Groothandel"),
             ),
             DemoAdministration(
                 "Twinfield",
@@ -419,6 +446,9 @@ def seed_demo(*, reset: bool = False, echo: Callable[[str], object] = print) -> 
             totals["administrations"] += 1
             totals["documents"] += len(rows)
     db.session.flush()
+    echo("Making transfers for support ...")
+    _seed_transfers(users)
+    db.session.flush()
 
     seconds = time.perf_counter() - started
     head = (
@@ -432,6 +462,58 @@ def seed_demo(*, reset: bool = False, echo: Callable[[str], object] = print) -> 
         note = "Passwords are random and shown only now; keep them somewhere safe."
     logins = [(login, passwords[login.email]) for login in LOGINS]
     return "\n".join([head, note, "", *_login_lines(logins)])
+
+
+def _seed_transfers(users: dict[str, User]) -> None:
+    """A stuck and a failed transfer from Noord to Zuid (see the module docstring)."""
+    from app.transfers import claims, services
+    from app.transfers.models import ItemState, TransferItem
+
+    db.session.commit()  # the claim service begins write transactions of its own
+    now = utcnow()
+    noord, zuid = users["super@noord.example"], users["super@zuid.example"]
+    zuid_connection = db.session.scalars(
+        select(Connection).where(Connection.environment_id == zuid.environment_id)
+    ).first()
+    for code, hours_ago, stuck in (("1006", 3, True), ("1007", 5, False)):
+        administration = db.session.scalars(
+            select(Administration).where(
+                Administration.environment_id == noord.environment_id,
+                Administration.code == code,
+            )
+        ).one()
+        transfer, transfer_code = services.create_offer(
+            noord,
+            administration_ids=[administration.id],
+            recipient_emails=[zuid.email],
+            checklist_confirmed=True,
+            accept_terms=True,
+            origin="demo",
+            now=now - timedelta(hours=hours_ago),
+        )
+        db.session.commit()
+        claims.submit_claim(
+            zuid,
+            transfer_code,
+            [claims.Decision(transfer.items[0].id, "accept", zuid_connection.id)],
+            accept_terms=True,
+            origin="demo",
+            now=now - timedelta(hours=hours_ago - 1),
+        )
+        db.session.commit()
+        if stuck:  # a worker that took the copy two hours ago and hangs
+            values = {"attempts": 1, "lease_until": now + timedelta(days=1)}
+        else:
+            values = {
+                "attempts": 5,
+                "state": ItemState.FAILED,
+                "last_error": "OperationalError: server closed the connection unexpectedly",
+            }
+        db.session.execute(
+            update(TransferItem)
+            .where(TransferItem.transfer_id == transfer.id)
+            .values(updated_at=now - timedelta(hours=2), **values)
+        )
 
 
 def _demo_exists() -> bool:

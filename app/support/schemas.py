@@ -33,7 +33,7 @@ class SupportTransferSchema(Schema):
     """Metadata only: never a code, never document contents."""
 
     id = fields.Integer(attribute="transfer.id")
-    state = fields.Function(lambda row: row.state.value)
+    state = fields.String()
     source_environment = fields.Function(lambda row: row.transfer.source_environment.name)
     target_environment = fields.Function(
         lambda row: (

@@ -175,9 +175,17 @@ def _has_blocker(facts) -> bool:
 @dataclass(frozen=True)
 class SupportRow:
     transfer: Transfer
-    state: TransferState
+    state: str  # a transfer state, or "claiming" for an offer whose claim has started
     reasons: list[Reason]
     claim: Claim | None
+
+
+def display_state(transfer: Transfer, now: datetime) -> str:
+    claimed = transfer.target_environment_id is not None
+    state = domain.effective_state(transfer.state, transfer.expires_at, now, claimed=claimed)
+    if state is TransferState.OFFERED and claimed:
+        return "claiming"
+    return state.value
 
 
 @dataclass(frozen=True)
@@ -293,14 +301,7 @@ def list_transfers(
         )
     }
     rows = [
-        SupportRow(
-            t,
-            domain.effective_state(
-                t.state, t.expires_at, now, claimed=t.target_environment_id is not None
-            ),
-            stuck_reasons(t, now),
-            claims.get(t.id),
-        )
+        SupportRow(t, display_state(t, now), stuck_reasons(t, now), claims.get(t.id))
         for t in transfers
     ]
     return SupportPage(rows, page, per_page, total)
@@ -315,17 +316,7 @@ def get_transfer(
     if transfer is None:
         raise NotFound()
     claim = db.session.scalars(select(Claim).where(Claim.transfer_id == transfer.id)).one_or_none()
-    return SupportRow(
-        transfer,
-        domain.effective_state(
-            transfer.state,
-            transfer.expires_at,
-            now,
-            claimed=transfer.target_environment_id is not None,
-        ),
-        stuck_reasons(transfer, now),
-        claim,
-    )
+    return SupportRow(transfer, display_state(transfer, now), stuck_reasons(transfer, now), claim)
 
 
 # --- actions -------------------------------------------------------------------------------------
