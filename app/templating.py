@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import enum
+
 from flask import Flask
 from flask_babel import format_date, format_datetime, format_decimal, get_locale
 from flask_babel import lazy_gettext as _l
@@ -18,7 +20,7 @@ from app.admin_settings.models import (
 from app.auth.models import Role
 from app.transfers.models import ItemState, TransferState
 
-LABELS = {
+_LABELS = {
     AdministrationState.ACTIVE: _l("Active"),
     AdministrationState.OFFERED: _l("Offered"),
     AdministrationState.MIGRATED: _l("Migrated"),
@@ -39,27 +41,41 @@ LABELS = {
     ItemState.CLAIMING: _l("Being copied"),
     ItemState.MIGRATED: _l("Migrated"),
     ItemState.FAILED: _l("Failed"),
-    ItemState.REJECTED: _l("Rejected"),
+    ItemState.REJECTED: _l("Turned down"),
     ItemState.WITHDRAWN: _l("Withdrawn"),
     ItemState.EXPIRED: _l("Expired"),
     ItemState.REVOKED: _l("Revoked"),
+    TransferState.OFFERED: _l("Offered"),
     TransferState.COMPLETED: _l("Completed"),
+    TransferState.WITHDRAWN: _l("Withdrawn"),
+    TransferState.EXPIRED: _l("Expired"),
+    TransferState.REVOKED: _l("Revoked"),
     BlockerKind.AUTHORIZERS_IN_FLOWS: _l("Authorizers in authorization flows"),
     BlockerKind.ACTIVE_WORKFLOWS: _l("Active workflows"),
     BlockerKind.UNDECIDED_DOCUMENTS: _l("Documents still to be decided"),
 }
+# String-valued enums of different kinds share values ("rejected", "offered"), so the
+# table is keyed by (kind, value); a bare string is looked up in this order.
+LABELS = {(type(member), member.value): text for member, text in _LABELS.items()}
+_STRING_ORDER = (TransferState, ItemState, AdministrationState, DocumentStatus, Role, Plan)
 
 
 def label(value) -> str:
-    """A person's word for an enum value, in the current language."""
-    if value in PACKAGE_LABELS:
+    """A person's word for an enum value (or a bare state string), in the current language."""
+    if isinstance(value, Package):
         return PACKAGE_LABELS[value]
-    return str(LABELS.get(value, value))
+    if isinstance(value, enum.Enum):
+        return str(LABELS.get((type(value), value.value), value.value))
+    for kind in _STRING_ORDER:
+        text = LABELS.get((kind, value))
+        if text is not None:
+            return str(text)
+    return str(value)
 
 
 def item_state_labels() -> dict[ItemState, str]:
     """Each item state's word in the current language, for searching by status."""
-    return {state: str(LABELS[state]) for state in ItemState}
+    return {state: label(state) for state in ItemState}
 
 
 def label_package(value: str) -> str:

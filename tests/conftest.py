@@ -94,10 +94,13 @@ class Client(FlaskClient):
         db.session.commit()
         token = _cv_app.set(None)  # hide the test's app context from the request
         try:
-            return super().open(*args, **kwargs)
+            response = super().open(*args, **kwargs)
         finally:
             _cv_app.reset(token)
             db.session.expire_all()
+        # The body is buffered; closing now also closes the request's input stream.
+        response.close()
+        return response
 
     def remember_csrf(self, html: str) -> None:
         match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html) or re.search(

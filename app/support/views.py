@@ -17,6 +17,7 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user, login_required
 from werkzeug.exceptions import NotFound
 
@@ -121,7 +122,10 @@ def retry(transfer_id: int):
         flash(error.translated(), "error")
     else:
         db.session.commit()
-        flash(_("%(n)d failed copy queued again.", n=n), "success")
+        flash(
+            ngettext("%(num)d failed copy queued again.", "%(num)d failed copies queued again.", n),
+            "success",
+        )
     return redirect(url_for("support.transfer", transfer_id=transfer_id))
 
 

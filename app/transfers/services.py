@@ -136,7 +136,7 @@ _RECIPIENT_MESSAGES = {
     "repeated": N_("“%(email)s” is given more than once."),
     "own": N_("“%(email)s” is your own address; it already gets a copy."),
     "own_environment": N_(
-        "“%(email)s” belongs to a user of your own environment; offer to the other office."
+        "“%(email)s” belongs to a user of your own environment; send the offer to someone at the other office."
     ),
 }
 
