@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
+from pathlib import Path
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -59,13 +60,20 @@ def _empty_all_tables() -> None:
     db.session.commit()
 
 
+UNIT_TESTS = Path(__file__).parent / "unit"
+
+
 @pytest.fixture(autouse=True)
-def _clean_database(app):
-    """Every test starts with empty tables and runs inside an app context."""
+def _clean_database(app, request):
+    """Every test runs inside an app context and leaves empty tables behind.
+
+    Unit tests never touch the database, so there is nothing to empty after them.
+    """
     with app.app_context():
         yield
         db.session.rollback()
-        _empty_all_tables()
+        if UNIT_TESTS not in request.node.path.parents:
+            _empty_all_tables()
         db.session.remove()
 
 

@@ -16,8 +16,10 @@ from app.transfers.models import ItemState, TransferState
 #
 # A code is 24 symbols of 5 bits (120 bits) from Crockford's base32 alphabet, which
 # has no I, L, O or U, plus one check symbol: 25 symbols shown as five groups of five.
-# The check symbol is Luhn mod 32, which catches every single wrong symbol and every
-# swap of two neighbours, so a typo is told apart from a guess without a lookup.
+# The check symbol follows Damm's algorithm over a totally anti-symmetric quasigroup of
+# order 32 (x∘y = 2·x + y in GF(32)), which catches every single wrong symbol and every
+# swap of two neighbours (Luhn mod 32 misses some swaps), so a typo is told apart from a
+# guess without a lookup.
 
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 DATA_SYMBOLS = 24
@@ -28,15 +30,23 @@ LOOK_ALIKES = str.maketrans({"O": "0", "I": "1", "L": "1"})
 _SEPARATORS = str.maketrans("", "", " -_.\t\n\r\u00a0\u2010\u2011\u2012\u2013\u2014")
 
 
+def _gf32_double(x: int) -> int:
+    """2·x in GF(32) = GF(2)[t] / (t⁵ + t² + 1)."""
+    x <<= 1
+    return x ^ 0b100101 if x & 0b100000 else x
+
+
+def _damm(symbols: str) -> int:
+    """The quasigroup walk over ``symbols``; 0 for a code with the right check symbol."""
+    interim = 0
+    for ch in symbols:
+        interim = _gf32_double(interim) ^ ALPHABET.index(ch)
+    return interim
+
+
 def _check_symbol(data: str) -> str:
-    """Luhn mod N (N = 32) over ``data``."""
-    n = len(ALPHABET)
-    factor, total = 2, 0
-    for ch in reversed(data):
-        addend = factor * ALPHABET.index(ch)
-        factor = 1 if factor == 2 else 2
-        total += addend // n + addend % n
-    return ALPHABET[(n - total % n) % n]
+    # The symbol c with interim∘c = 0, i.e. c = 2·interim (addition is XOR).
+    return ALPHABET[_gf32_double(_damm(data))]
 
 
 def code_from_nonce(nonce: bytes, key: bytes) -> str:
@@ -77,7 +87,7 @@ def normalise_code(raw: str) -> str:
     code = (raw or "").upper().translate(_SEPARATORS).translate(LOOK_ALIKES)
     if len(code) != DATA_SYMBOLS + 1 or any(ch not in ALPHABET for ch in code):
         raise MalformedCode()
-    if _check_symbol(code[:-1]) != code[-1]:
+    if _damm(code) != 0:
         raise MistypedCode()
     return code
 
