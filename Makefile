@@ -85,11 +85,13 @@ run: $(STAMP) translations ## Migrate, seed the demo (prints the logins), serve 
 	mkdir -p instance
 	OVERDRACHT_ENV=development $(FLASK) db upgrade
 	OVERDRACHT_ENV=development $(FLASK) demo
-# >>> SCHEDULER (not yet): start the scheduler process here, beside the web server, e.g.
-# >>>   OVERDRACHT_ENV=development $(FLASK) scheduler run & trap 'kill $$!' EXIT
-# >>> in the same shell line as the server below (drop its `exec` so the trap can fire).
-	@echo "Serving on http://127.0.0.1:$${PORT:-5000}"
-	OVERDRACHT_ENV=development exec $(FLASK) run --host 127.0.0.1 --port $${PORT:-5000}
+	@echo "Serving on http://127.0.0.1:$${PORT:-5000} (mail: http://127.0.0.1:$${PORT:-5000}/dev/mail)"
+	@# The scheduler (copies, mail relay, expiry, reminders) runs in its own process beside
+	@# the web server and stops with it.
+	export OVERDRACHT_ENV=development BASE_URL=http://127.0.0.1:$${PORT:-5000}; \
+	$(FLASK) scheduler & scheduler=$$!; \
+	trap 'kill $$scheduler 2>/dev/null' EXIT INT TERM; \
+	$(FLASK) run --host 127.0.0.1 --port $${PORT:-5000}
 
 # --- testing --------------------------------------------------------------------------------
 
