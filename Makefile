@@ -112,15 +112,16 @@ format: $(STAMP) ## Sort imports and format the code with ruff.
 	$(BIN)/ruff check --select I --fix .
 	$(BIN)/ruff format .
 
-bench: $(STAMP) ## Run every bench/*.py with the venv's python.
-	@found=0; \
+bench: $(STAMP) ## Run every bench/*.py with the venv's python (all run; fails if any failed).
+	@found=0; failed=0; \
 	for script in bench/*.py; do \
 		[ -e "$$script" ] || continue; \
 		found=1; \
 		echo "==> $$script"; \
-		PYTHONPATH="$(CURDIR)" $(BIN)/python "$$script"; \
+		PYTHONPATH="$(CURDIR)" $(BIN)/python "$$script" $(BENCH_ARGS) || failed=1; \
 	done; \
-	[ "$$found" = 1 ] || echo "no benchmarks yet"
+	[ "$$found" = 1 ] || echo "no benchmarks yet"; \
+	exit $$failed
 
 clean: ## Remove caches and compiled .mo files (keeps .venv and instance/).
 	find . -path ./$(VENV) -prune -o -type d -name __pycache__ -prune -exec rm -rf {} +

@@ -266,6 +266,8 @@ def _copy_documents(
                     table.c.id,
                 ).where(*condition),
             )
+            # Without it, SQLAlchemy does not keep an INSERT's row count (-1 on PostgreSQL).
+            .execution_options(preserve_rowcount=True)
         )
         copied += result.rowcount
         store.report(key, copied, total)
