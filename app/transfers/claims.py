@@ -15,7 +15,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from flask import current_app, g
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import aliased
 from werkzeug.exceptions import NotFound
 
@@ -40,6 +40,7 @@ from app.transfers.models import (
     Claim,
     ItemState,
     Transfer,
+    TransferInbox,
     TransferItem,
     TransferState,
 )
@@ -346,6 +347,7 @@ def submit_claim(
     if won.rowcount != 1:
         _failed_attempt(actor, "lost_race", origin)
         raise CodeRejected()
+    _narrow_inbox(transfer, actor.environment_id)
     claim = Claim(
         transfer_id=transfer.id,
         target_environment_id=actor.environment_id,
@@ -409,6 +411,35 @@ def submit_claim(
     if rejected:
         emails.items_rejected(transfer, [i for i, _m in rejected], actor.environment.name)
     return claim
+
+
+def _narrow_inbox(transfer: Transfer, environment_id: int) -> None:
+    """Once redeemed, the offer is listed for the claiming environment only."""
+    item_ids = [i.id for i in transfer.items]
+    db.session.execute(
+        delete(TransferInbox).where(
+            TransferInbox.transfer_item_id.in_(item_ids),
+            TransferInbox.environment_id != environment_id,
+        )
+    )
+    listed = set(
+        db.session.scalars(
+            select(TransferInbox.transfer_item_id).where(
+                TransferInbox.transfer_item_id.in_(item_ids),
+                TransferInbox.environment_id == environment_id,
+            )
+        )
+    )
+    db.session.add_all(
+        TransferInbox(
+            environment_id=environment_id,
+            transfer_item_id=item.id,
+            created_at=transfer.created_at,
+            search_text=item.search_text,
+        )
+        for item in transfer.items
+        if item.id not in listed
+    )
 
 
 # --- following a claim -------------------------------------------------------------------------

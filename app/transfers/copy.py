@@ -257,7 +257,8 @@ def _copy_documents(
         if index + 1 < len(boundaries):
             condition.append(table.c.id < boundaries[index + 1])
         result = db.session.execute(
-            insert(table).from_select(
+            insert(table)
+            .from_select(
                 target_columns,
                 select(
                     *columns,

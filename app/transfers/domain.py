@@ -197,6 +197,11 @@ def placements(
     ]
 
 
+def search_text(name: str, code: str, email: str, package: str, package_label: str) -> str:
+    """What an overview search matches an offered administration against, lower-cased."""
+    return "\n".join((name, code, email, package, package_label)).lower()[:700]
+
+
 def archive_years(years: list[int | None]) -> list[int]:
     return sorted({y for y in years if y is not None})
 

@@ -139,10 +139,26 @@ class TransferItem(db.Model):
             postgresql_where=text("state IN ('offered', 'claiming', 'failed')"),
         ),
         Index("ix_transfer_items_transfer", "transfer_id"),
+        # The offering side's overview walks this index newest first, a page at a time;
+        # a search reads ``search_text`` from the index itself, without the table.
+        Index(
+            "ix_transfer_items_source_created",
+            "source_environment_id",
+            "created_at",
+            "id",
+            "search_text",
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     transfer_id: Mapped[int] = mapped_column(ForeignKey("transfers.id", ondelete="CASCADE"))
+    # Copied from the transfer so the overview needs no join to page and count.
+    source_environment_id: Mapped[int] = mapped_column(
+        ForeignKey("environments.id", ondelete="CASCADE")
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Lower-cased name, code, e-mail and accounting system: what the overview searches.
+    search_text: Mapped[str] = mapped_column(String(700), default="")
     administration_id: Mapped[int] = mapped_column(
         ForeignKey("administrations.id", ondelete="CASCADE")
     )
@@ -176,6 +192,35 @@ class TransferItem(db.Model):
     target_administration: Mapped[Administration | None] = relationship(
         foreign_keys=[target_administration_id]
     )
+
+
+class TransferInbox(db.Model):
+    """An offered item as one receiving environment's overview lists it.
+
+    Written when the offer is made, for every environment with a user among the
+    recipients, and narrowed to the claiming environment when the code is redeemed;
+    the receiving overview pages through it by index instead of matching e-mails.
+    """
+
+    __tablename__ = "transfer_inbox"
+    __table_args__ = (
+        UniqueConstraint("environment_id", "transfer_item_id"),
+        Index(
+            "ix_transfer_inbox_page",
+            "environment_id",
+            "created_at",
+            "transfer_item_id",
+            "search_text",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    environment_id: Mapped[int] = mapped_column(ForeignKey("environments.id", ondelete="CASCADE"))
+    transfer_item_id: Mapped[int] = mapped_column(
+        ForeignKey("transfer_items.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    search_text: Mapped[str] = mapped_column(String(700), default="")
 
 
 class ClaimState(enum.StrEnum):

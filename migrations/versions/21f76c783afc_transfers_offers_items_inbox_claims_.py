@@ -1,8 +1,8 @@
-"""Transfers, recipients, items and the mail outbox
+"""Transfers: offers, items, inbox, claims, provenance, outbox
 
-Revision ID: 300e2e511960
+Revision ID: 21f76c783afc
 Revises: e7e43209e32f
-Create Date: 2026-11-22 12:10:36.093802
+Create Date: 2026-11-22 12:51:58.433746
 
 """
 from alembic import op
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '300e2e511960'
+revision = '21f76c783afc'
 down_revision = 'e7e43209e32f'
 branch_labels = None
 depends_on = None
@@ -74,9 +74,32 @@ def upgrade():
         batch_op.create_index('ix_transfers_state_expires', ['state', 'expires_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_transfers_target_environment_id'), ['target_environment_id'], unique=False)
 
+    op.create_table('claims',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('transfer_id', sa.Integer(), nullable=False),
+    sa.Column('target_environment_id', sa.Integer(), nullable=False),
+    sa.Column('claimed_by_id', sa.Integer(), nullable=True),
+    sa.Column('claimed_by_name', sa.String(length=200), nullable=False),
+    sa.Column('claimed_by_email', sa.String(length=254), nullable=False),
+    sa.Column('terms_version', sa.String(length=20), nullable=False),
+    sa.Column('fee_per_administration', sa.Numeric(precision=10, scale=2), nullable=False),
+    sa.Column('currency', sa.String(length=3), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['claimed_by_id'], ['users.id'], name=op.f('fk_claims_claimed_by_id_users'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['target_environment_id'], ['environments.id'], name=op.f('fk_claims_target_environment_id_environments'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['transfer_id'], ['transfers.id'], name=op.f('fk_claims_transfer_id_transfers'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_claims')),
+    sa.UniqueConstraint('transfer_id', name=op.f('uq_claims_transfer_id'))
+    )
+    with op.batch_alter_table('claims', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_claims_target_environment_id'), ['target_environment_id'], unique=False)
+
     op.create_table('transfer_items',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('transfer_id', sa.Integer(), nullable=False),
+    sa.Column('source_environment_id', sa.Integer(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('search_text', sa.String(length=700), nullable=False),
     sa.Column('administration_id', sa.Integer(), nullable=False),
     sa.Column('state', sa.Enum('offered', 'claiming', 'migrated', 'failed', 'rejected', 'withdrawn', 'expired', 'revoked', name='itemstate', native_enum=False, length=20), nullable=False),
     sa.Column('administration_name', sa.String(length=200), nullable=False),
@@ -85,12 +108,24 @@ def upgrade():
     sa.Column('package', sa.String(length=30), nullable=False),
     sa.Column('target_administration_id', sa.Integer(), nullable=True),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('target_connection_id', sa.Integer(), nullable=True),
+    sa.Column('reject_message', sa.Text(), nullable=True),
+    sa.Column('fee', sa.Numeric(precision=10, scale=2), nullable=True),
+    sa.Column('documents_total', sa.Integer(), nullable=True),
+    sa.Column('documents_copied', sa.Integer(), nullable=True),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('lease_until', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('last_error', sa.String(length=500), nullable=True),
+    sa.Column('finished_at', sa.DateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['administration_id'], ['administrations.id'], name=op.f('fk_transfer_items_administration_id_administrations'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['source_environment_id'], ['environments.id'], name=op.f('fk_transfer_items_source_environment_id_environments'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['target_administration_id'], ['administrations.id'], name=op.f('fk_transfer_items_target_administration_id_administrations'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['target_connection_id'], ['connections.id'], name=op.f('fk_transfer_items_target_connection_id_connections'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['transfer_id'], ['transfers.id'], name=op.f('fk_transfer_items_transfer_id_transfers'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_transfer_items'))
     )
     with op.batch_alter_table('transfer_items', schema=None) as batch_op:
+        batch_op.create_index('ix_transfer_items_source_created', ['source_environment_id', 'created_at', 'id', 'search_text'], unique=False)
         batch_op.create_index('ix_transfer_items_transfer', ['transfer_id'], unique=False)
         batch_op.create_index('uq_transfer_items_open_administration', ['administration_id'], unique=True, sqlite_where=sa.text("state IN ('offered', 'claiming', 'failed')"), postgresql_where=sa.text("state IN ('offered', 'claiming', 'failed')"))
 
@@ -105,11 +140,60 @@ def upgrade():
     with op.batch_alter_table('transfer_recipients', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_transfer_recipients_email'), ['email'], unique=False)
 
+    op.create_table('provenance',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('administration_id', sa.Integer(), nullable=False),
+    sa.Column('transfer_item_id', sa.Integer(), nullable=False),
+    sa.Column('transfer_id', sa.Integer(), nullable=False),
+    sa.Column('source_environment_id', sa.Integer(), nullable=True),
+    sa.Column('source_environment_name', sa.String(length=200), nullable=False),
+    sa.Column('source_administration_id', sa.Integer(), nullable=True),
+    sa.Column('migrated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['administration_id'], ['administrations.id'], name=op.f('fk_provenance_administration_id_administrations'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['source_administration_id'], ['administrations.id'], name=op.f('fk_provenance_source_administration_id_administrations'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['source_environment_id'], ['environments.id'], name=op.f('fk_provenance_source_environment_id_environments'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['transfer_id'], ['transfers.id'], name=op.f('fk_provenance_transfer_id_transfers'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['transfer_item_id'], ['transfer_items.id'], name=op.f('fk_provenance_transfer_item_id_transfer_items'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_provenance')),
+    sa.UniqueConstraint('administration_id', name=op.f('uq_provenance_administration_id')),
+    sa.UniqueConstraint('transfer_item_id', name=op.f('uq_provenance_transfer_item_id'))
+    )
+    op.create_table('transfer_inbox',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('environment_id', sa.Integer(), nullable=False),
+    sa.Column('transfer_item_id', sa.Integer(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('search_text', sa.String(length=700), nullable=False),
+    sa.ForeignKeyConstraint(['environment_id'], ['environments.id'], name=op.f('fk_transfer_inbox_environment_id_environments'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['transfer_item_id'], ['transfer_items.id'], name=op.f('fk_transfer_inbox_transfer_item_id_transfer_items'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_transfer_inbox')),
+    sa.UniqueConstraint('environment_id', 'transfer_item_id', name=op.f('uq_transfer_inbox_environment_id_transfer_item_id'))
+    )
+    with op.batch_alter_table('transfer_inbox', schema=None) as batch_op:
+        batch_op.create_index('ix_transfer_inbox_page', ['environment_id', 'created_at', 'transfer_item_id', 'search_text'], unique=False)
+        batch_op.create_index(batch_op.f('ix_transfer_inbox_transfer_item_id'), ['transfer_item_id'], unique=False)
+
+    with op.batch_alter_table('documents', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('source_document_id', sa.Integer(), nullable=True))
+        batch_op.create_index('ix_documents_administration_id_id', ['administration_id', 'id'], unique=False)
+        batch_op.create_foreign_key(batch_op.f('fk_documents_source_document_id_documents'), 'documents', ['source_document_id'], ['id'], ondelete='SET NULL')
+
     # ### end Alembic commands ###
 
 
 def downgrade():
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table('documents', schema=None) as batch_op:
+        batch_op.drop_constraint(batch_op.f('fk_documents_source_document_id_documents'), type_='foreignkey')
+        batch_op.drop_index('ix_documents_administration_id_id')
+        batch_op.drop_column('source_document_id')
+
+    with op.batch_alter_table('transfer_inbox', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_transfer_inbox_transfer_item_id'))
+        batch_op.drop_index('ix_transfer_inbox_page')
+
+    op.drop_table('transfer_inbox')
+    op.drop_table('provenance')
     with op.batch_alter_table('transfer_recipients', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_transfer_recipients_email'))
 
@@ -117,8 +201,13 @@ def downgrade():
     with op.batch_alter_table('transfer_items', schema=None) as batch_op:
         batch_op.drop_index('uq_transfer_items_open_administration', sqlite_where=sa.text("state IN ('offered', 'claiming', 'failed')"), postgresql_where=sa.text("state IN ('offered', 'claiming', 'failed')"))
         batch_op.drop_index('ix_transfer_items_transfer')
+        batch_op.drop_index('ix_transfer_items_source_created')
 
     op.drop_table('transfer_items')
+    with op.batch_alter_table('claims', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_claims_target_environment_id'))
+
+    op.drop_table('claims')
     with op.batch_alter_table('transfers', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_transfers_target_environment_id'))
         batch_op.drop_index('ix_transfers_state_expires')
