@@ -209,7 +209,7 @@ class Document(TenantMixin, db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Set on a copy that arrived from another office: the document it was copied from.
     source_document_id: Mapped[int | None] = mapped_column(
-        ForeignKey("documents.id", ondelete="SET NULL")
+        ForeignKey("documents.id", ondelete="SET NULL"), index=True
     )
 
 

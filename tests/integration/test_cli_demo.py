@@ -1,0 +1,307 @@
+"""``flask demo``: three offices, six logins, Noord's administrations with every blocker."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import Integer, func, select, text
+
+from app.admin_settings.models import (
+    Administration,
+    AuthorizationFlow,
+    AuthorizationStep,
+    Connection,
+    Document,
+    DocumentStatus,
+    Environment,
+    Package,
+    Plan,
+    Workflow,
+)
+from app.auth.models import Role, User
+from app.extensions import db
+from app.storage import blob_store
+from tests.conftest import _empty_all_tables
+
+LOGINS = {
+    "super@noord.example": (Role.SUPERUSER, "NOORD"),
+    "super@zuid.example": (Role.SUPERUSER, "ZUID"),
+    "super@west.example": (Role.SUPERUSER, "WEST"),
+    "user@noord.example": (Role.USER, "NOORD"),
+    "autorisator@noord.example": (Role.AUTHORIZER, "NOORD"),
+    "support@overdracht.example": (Role.SUPPORT, None),
+}
+
+
+def run_demo(runner, *args: str) -> str:
+    result = runner.invoke(args=["demo", *args])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    db.session.expire_all()
+    return result.output
+
+
+def row_counts() -> dict[str, int]:
+    """How many rows every table holds."""
+    return {
+        table.name: db.session.scalar(select(func.count()).select_from(table))
+        for table in db.metadata.sorted_tables
+    }
+
+
+def environment(code: str) -> Environment:
+    return db.session.scalars(select(Environment).where(Environment.office_code == code)).one()
+
+
+def noord_administrations() -> list[Administration]:
+    return list(
+        db.session.scalars(
+            select(Administration)
+            .where(Administration.environment_id == environment("NOORD").id)
+            .order_by(Administration.code)
+        )
+    )
+
+
+def count(stmt) -> int:
+    return db.session.scalar(select(func.count()).select_from(stmt.subquery()))
+
+
+def blocker_kinds(administration: Administration) -> set[str]:
+    pending = count(
+        select(Document.id).where(
+            Document.administration_id == administration.id,
+            Document.status == DocumentStatus.PENDING,
+        )
+    )
+    active_workflows = count(
+        select(Workflow.id).where(
+            Workflow.administration_id == administration.id, Workflow.active.is_(True)
+        )
+    )
+    steps = count(
+        select(AuthorizationStep.id)
+        .join(AuthorizationFlow, AuthorizationStep.flow_id == AuthorizationFlow.id)
+        .where(AuthorizationFlow.administration_id == administration.id)
+    )
+    counts = {
+        "undecided_documents": pending,
+        "active_workflows": active_workflows,
+        "authorizers_in_flows": steps,
+    }
+    return {kind for kind, n in counts.items() if n}
+
+
+def empty_quickly() -> None:
+    """Delete every row. On SQLite with foreign-key checks off: each deleted document
+    otherwise scans the whole table for copies pointing at it (see the test on
+    ``documents.source_document_id`` in test_migrations.py), which takes seconds."""
+    db.session.commit()
+    if db.engine.dialect.name != "sqlite":
+        _empty_all_tables()
+        return
+    raw = db.engine.raw_connection()
+    sqlite = raw.driver_connection
+    try:
+        sqlite.execute("PRAGMA foreign_keys=OFF")  # takes effect only outside a transaction
+        sqlite.execute("BEGIN")
+        for table in reversed(db.metadata.sorted_tables):
+            sqlite.execute(f'DELETE FROM "{table.name}"')
+        sqlite.execute("COMMIT")
+    finally:
+        sqlite.execute("PRAGMA foreign_keys=ON")
+        raw.close()
+
+
+@pytest.fixture(scope="module")
+def seeded(app) -> dict:
+    """One real ``flask demo`` run per module, kept as a snapshot of every table's rows.
+
+    Seeding takes seconds; restoring its rows takes a fraction of that. The blobs stay
+    in the blob store, which is never emptied.
+    """
+    with app.app_context():
+        output = run_demo(app.test_cli_runner())
+        with db.engine.connect() as connection:
+            rows = {
+                table.name: [dict(r._mapping) for r in connection.execute(table.select())]
+                for table in db.metadata.sorted_tables
+            }
+        empty_quickly()
+    return {"output": output, "rows": rows}
+
+
+@pytest.fixture
+def demo(seeded):
+    """The database as ``flask demo`` left it; yields what the command printed."""
+    for table in db.metadata.sorted_tables:
+        if seeded["rows"][table.name]:
+            db.session.execute(table.insert(), seeded["rows"][table.name])
+    if db.engine.dialect.name == "postgresql":
+        serial = [
+            t for t in db.metadata.sorted_tables if "id" in t.c and isinstance(t.c.id.type, Integer)
+        ]
+        for table in serial:
+            db.session.execute(
+                text(
+                    f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "
+                    f"COALESCE((SELECT MAX(id) FROM {table.name}), 0) + 1, false)"
+                )
+            )
+    db.session.commit()
+    yield seeded["output"]
+    db.session.rollback()
+    empty_quickly()
+
+
+def test_flask_demo_reports_what_it_seeded_and_the_password(seeded):
+    output = seeded["output"]
+
+    assert "'demo'" in output
+    for email in LOGINS:
+        assert email in output
+
+
+def test_flask_demo_seeds_three_offices_with_their_plans_and_connections(demo):
+    offices = {e.office_code: e for e in db.session.scalars(select(Environment))}
+
+    assert set(offices) == {"NOORD", "ZUID", "WEST"}
+    assert offices["NOORD"].plan is Plan.PREMIUM
+    assert offices["WEST"].plan is Plan.STANDARD
+    noord_packages = {
+        c.package
+        for c in db.session.scalars(
+            select(Connection).where(Connection.environment_id == offices["NOORD"].id)
+        )
+    }
+    assert {Package.EXACT_ONLINE, Package.TWINFIELD} <= noord_packages
+    for code in ("ZUID", "WEST"):
+        assert count(select(Connection.id).where(Connection.environment_id == offices[code].id))
+
+
+def test_flask_demo_creates_the_six_demo_logins(demo):
+    users = {u.email: u for u in db.session.scalars(select(User))}
+
+    assert set(LOGINS) <= set(users)
+    for email, (role, office_code) in LOGINS.items():
+        user = users[email]
+        assert user.role is role, email
+        if office_code is None:
+            assert user.environment_id is None
+        else:
+            assert user.environment.office_code == office_code, email
+
+
+def test_noord_has_eight_or_more_administrations_of_50_to_2000_documents(demo):
+    administrations = noord_administrations()
+
+    assert len(administrations) >= 8
+    for administration in administrations:
+        n = count(select(Document.id).where(Document.administration_id == administration.id))
+        assert 50 <= n <= 2000, (administration.name, n)
+
+
+def test_the_demo_documents_span_several_archive_years(demo):
+    noord = environment("NOORD")
+
+    years = set(
+        db.session.scalars(
+            select(Document.booked_year)
+            .where(Document.environment_id == noord.id, Document.booked_year.is_not(None))
+            .distinct()
+        )
+    )
+
+    assert len(years) >= 3
+
+
+def test_noord_has_a_clean_administration_and_one_for_each_blocker_kind(demo):
+    kinds = [blocker_kinds(a) for a in noord_administrations()]
+
+    assert set() in kinds, "at least one clean administration"
+    for kind in ("undecided_documents", "active_workflows", "authorizers_in_flows"):
+        assert any(kind in k for k in kinds), kind
+
+
+def test_every_demo_document_has_its_file_in_the_blob_store(demo):
+    store = blob_store()
+
+    rows = db.session.execute(select(Document.blob_key, Document.size)).all()
+
+    assert rows
+    for key, size in rows:
+        assert store.exists(key)
+        assert store.size(key) == size
+    with store.open(rows[0].blob_key) as fh:
+        assert fh.read(5) == b"%PDF-"
+
+
+def test_running_flask_demo_twice_changes_nothing(runner, demo):
+    before = row_counts()
+    noord_id = environment("NOORD").id
+
+    output = run_demo(runner)
+
+    assert row_counts() == before
+    assert environment("NOORD").id == noord_id
+    assert output.strip()
+
+
+def noord_pending() -> int:
+    return count(
+        select(Document.id).where(
+            Document.environment_id == environment("NOORD").id,
+            Document.status == DocumentStatus.PENDING,
+        )
+    )
+
+
+def test_flask_demo_reset_starts_over_with_the_same_counts(runner, build, demo):
+    seeded = row_counts()
+    # Change the demo: one extra office, and every document of Noord decided.
+    build.environment("Kantoor Oost", office_code="OOST")
+    db.session.execute(
+        Document.__table__.update()
+        .where(Document.environment_id == environment("NOORD").id)
+        .values(status=DocumentStatus.APPROVED)
+    )
+    db.session.commit()
+    assert row_counts()["environments"] == seeded["environments"] + 1
+    assert noord_pending() == 0
+
+    run_demo(runner, "--reset")
+
+    assert row_counts() == seeded
+    assert not db.session.scalars(
+        select(Environment).where(Environment.office_code == "OOST")
+    ).all()
+    assert noord_pending() > 0
+
+
+def test_the_seed_function_is_idempotent(demo):
+    from app.demo import seed_demo
+
+    before = row_counts()
+
+    seed_demo(reset=False, echo=lambda _line: None)
+    db.session.flush()
+
+    assert row_counts() == before
+    db.session.rollback()
+
+
+@pytest.mark.parametrize(
+    ("email", "home"),
+    [
+        ("super@noord.example", "/settings/administrations"),
+        ("user@noord.example", "/settings/administrations"),
+        ("support@overdracht.example", "/support"),
+    ],
+)
+def test_a_seeded_user_can_log_in_with_password_demo(demo, new_client, email, home):
+    client = new_client()
+    client.get_page("/login")
+
+    response = client.post_form("/login", {"email": email, "password": "demo"})
+
+    assert response.status_code == 302
+    assert response.headers["Location"] == home
+    assert client.get(home).status_code == 200
