@@ -42,6 +42,7 @@ def app(database_url, tmp_path_factory) -> Flask:
         "testing",
         SQLALCHEMY_DATABASE_URI=database_url,
         BLOB_ROOT=str(tmp_path_factory.mktemp("blobs")),
+        PROGRESS_ROOT=str(tmp_path_factory.mktemp("progress")),
     )
     app.test_client_class = Client
     with app.app_context():

@@ -234,44 +234,41 @@ def _copy_documents(
     total = db.session.scalar(
         select(func.count()).select_from(table).where(table.c.administration_id == source_id)
     )
-    # Chunk boundaries: every chunk-th id, streamed so memory does not grow with the count.
-    boundaries: list[int] = []
-    ids = db.session.execute(
-        select(table.c.id)
-        .where(table.c.administration_id == source_id)
-        .order_by(table.c.id)
-        .execution_options(yield_per=10_000)
-    ).scalars()
-    for position, document_id in enumerate(ids):
-        if position % chunk == 0:
-            boundaries.append(document_id)
-    ids.close()
     columns = [table.c[name] for name in KEPT_COLUMNS]
     target_columns = [*KEPT_COLUMNS, "environment_id", "administration_id", "source_document_id"]
+    of_source = table.c.administration_id == source_id
     store = progress_store()
     key = progress_key(item_id)
     store.report(key, 0, total)
     copied = 0
-    for index, low in enumerate(boundaries):
-        condition = [table.c.administration_id == source_id, table.c.id >= low]
-        if index + 1 < len(boundaries):
-            condition.append(table.c.id < boundaries[index + 1])
+    # Walk the source's ids along the (administration_id, id) index: each chunk ends
+    # where the next begins, found by the index, so nothing grows with the count.
+    low = db.session.scalar(select(func.min(table.c.id)).where(of_source))
+    while low is not None:
+        high = db.session.scalar(
+            select(table.c.id)
+            .where(of_source, table.c.id >= low)
+            .order_by(table.c.id)
+            .offset(chunk)
+            .limit(1)
+        )
+        condition = [of_source, table.c.id >= low]
+        if high is not None:
+            condition.append(table.c.id < high)
         result = db.session.execute(
             insert(table)
             .from_select(
                 target_columns,
-                select(
-                    *columns,
-                    literal(environment_id),
-                    literal(target_id),
-                    table.c.id,
-                ).where(*condition),
+                select(*columns, literal(environment_id), literal(target_id), table.c.id).where(
+                    *condition
+                ),
             )
             # Without it, SQLAlchemy does not keep an INSERT's row count (-1 on PostgreSQL).
             .execution_options(preserve_rowcount=True)
         )
         copied += result.rowcount
         store.report(key, copied, total)
+        low = high
     if copied != total:
         raise RuntimeError(f"copied {copied} documents of {total}")
     return copied, total
