@@ -70,6 +70,9 @@ def register_extensions(app: Flask) -> None:
     api.init_app(app)
     mail.init_app(app)
     register_relay_after_request(app)
+    from app.transfers.emails import secrets_for
+
+    app.extensions["outbox_secrets"] = secrets_for
     init_storage(app)
     init_progress(app)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from contextvars import ContextVar
 from datetime import UTC, datetime
 
 from sqlalchemy import DateTime, MetaData, event
@@ -59,14 +58,19 @@ def _is_sqlite(dbapi_connection) -> bool:
 
 @event.listens_for(Engine, "connect")
 def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
-    """WAL, a busy timeout and enforced foreign keys for every SQLite connection.
+    """WAL, a busy timeout, enforced foreign keys and write transactions that take the
+    write lock when they start, for every SQLite connection.
 
-    The driver's own transaction handling is switched off so that ``_sqlite_begin``
-    decides how each transaction starts.
+    The driver begins a transaction (``BEGIN IMMEDIATE``) just before the first
+    INSERT, UPDATE or DELETE of a unit of work; reads before it see the latest commit.
+    So no unit of work holds an old snapshot that it then tries to write from (which
+    SQLite refuses at once with "database is locked"): a writer waits its turn (busy
+    timeout) instead, and every state change is a conditional UPDATE that is judged
+    under the lock.
     """
     if not _is_sqlite(dbapi_connection):
         return
-    dbapi_connection.isolation_level = None
+    dbapi_connection.isolation_level = "IMMEDIATE"
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
@@ -74,35 +78,17 @@ def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
     cursor.close()
 
 
-_write_transaction: ContextVar[bool] = ContextVar("write_transaction", default=False)
-
-
-@event.listens_for(Engine, "begin")
-def _sqlite_begin(conn) -> None:
-    """``BEGIN IMMEDIATE`` for write units of work, plain ``BEGIN`` otherwise.
-
-    A deferred SQLite transaction that reads and then writes fails at once with
-    "database is locked" when another writer committed in between; one that
-    starts with the write lock waits its turn (busy timeout) instead.
-    """
-    if conn.dialect.name != "sqlite":
-        return
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if _write_transaction.get() else "BEGIN")
-
-
 def begin_write(session) -> None:
     """Start ``session``'s next unit of work as a write transaction.
 
-    On SQLite that takes the database's write lock up front (see ``_sqlite_begin``);
-    on PostgreSQL it is an ordinary transaction, where conditional UPDATEs and row
-    locks keep writers apart. Anything the session holds uncommitted is committed
-    first, so call this before the unit of work starts changing things.
+    On SQLite that takes the write lock at once, so the unit's reads and writes see
+    one state; on PostgreSQL it is an ordinary transaction, where conditional UPDATEs
+    and row locks keep writers apart. Anything the session holds uncommitted is
+    committed first, so call this before the unit of work starts changing things.
     """
     session = session() if callable(session) else session  # a scoped_session's session
     if session.in_transaction():
         session.commit()
-    token = _write_transaction.set(True)
-    try:
-        session.connection()
-    finally:
-        _write_transaction.reset(token)
+    connection = session.connection()
+    if connection.dialect.name == "sqlite":
+        connection.exec_driver_sql("BEGIN IMMEDIATE")

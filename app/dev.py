@@ -10,7 +10,7 @@ from flask import Blueprint, render_template
 from sqlalchemy import select
 from werkzeug.exceptions import NotFound
 
-from app.email import OutboxMessage
+from app.email import OutboxMessage, filled_in
 from app.extensions import db
 
 bp = Blueprint("dev", __name__, url_prefix="/dev")
@@ -29,4 +29,6 @@ def message(message_id: int):
     item = db.session.get(OutboxMessage, message_id)
     if item is None:
         raise NotFound()
-    return render_template("dev/message.html", message=item)
+    # The local mailbox shows the mail as it is sent, secrets filled in (development only).
+    text, _html = filled_in(item)
+    return render_template("dev/message.html", message=item, body=text)

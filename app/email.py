@@ -23,12 +23,13 @@ from typing import Any
 from flask import Flask, current_app, g, has_request_context, render_template
 from flask_babel import force_locale
 from flask_mail import Connection, Message
+from markupsafe import escape
 from sqlalchemy import Enum, Integer, String, Text, or_, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app import audit
 from app.db import UTCDateTime, utcnow
-from app.extensions import db, mail
+from app.extensions import db
 
 log = logging.getLogger(__name__)
 
@@ -130,19 +131,20 @@ def queue_mail(
 
 
 class TimeoutConnection(Connection):
-    """Flask-Mail's SMTP connection with a connect and socket timeout."""
+    """Flask-Mail's SMTP connection with a connect and socket timeout, configured from the
+    current settings (Flask-Mail copies them once, at start-up)."""
 
     def configure_host(self):
-        timeout = current_app.config["MAIL_TIMEOUT"]
-        if self.mail.use_ssl:
-            host = smtplib.SMTP_SSL(self.mail.server, self.mail.port, timeout=timeout)
+        config = current_app.config
+        server, port, timeout = config["MAIL_SERVER"], config["MAIL_PORT"], config["MAIL_TIMEOUT"]
+        if config.get("MAIL_USE_SSL"):
+            host = smtplib.SMTP_SSL(server, port, timeout=timeout)
         else:
-            host = smtplib.SMTP(self.mail.server, self.mail.port, timeout=timeout)
-        host.set_debuglevel(int(self.mail.debug))
-        if self.mail.use_tls:
+            host = smtplib.SMTP(server, port, timeout=timeout)
+        if config.get("MAIL_USE_TLS"):
             host.starttls()
-        if self.mail.username and self.mail.password:
-            host.login(self.mail.username, self.mail.password)
+        if config.get("MAIL_USERNAME") and config.get("MAIL_PASSWORD"):
+            host.login(config["MAIL_USERNAME"], config["MAIL_PASSWORD"])
         return host
 
 
@@ -175,12 +177,27 @@ def _claim(message_id: int, now: datetime) -> bool:
     return result.rowcount == 1
 
 
+def filled_in(message: OutboxMessage) -> tuple[str, str]:
+    """The text and HTML bodies with their secrets (markers) filled in, for sending.
+
+    Secrets such as a transfer code are not stored in the outbox; the feature that
+    wrote the mail derives them again here (``app.extensions["outbox_secrets"]``).
+    """
+    resolve = current_app.extensions.get("outbox_secrets")
+    text, html = message.body_text, message.body_html
+    for mark, value in (resolve(message.transfer_id) if resolve else {}).items():
+        text = text.replace(mark, value)
+        html = html.replace(mark, str(escape(value)))
+    return text, html
+
+
 def _deliver(message: OutboxMessage, connection) -> None:
+    text, html = filled_in(message)
     msg = Message(
         subject=message.subject,
         recipients=[message.to_email],
-        body=message.body_text,
-        html=message.body_html,
+        body=text,
+        html=html,
         sender=current_app.config["MAIL_DEFAULT_SENDER"],
     )
     # A stable Message-ID lets a mail server drop the copy of a retried send.
@@ -220,7 +237,7 @@ def relay_outbox(*, limit: int = 100, now: datetime | None = None) -> int:
             try:
                 if current_app.config.get("MAIL_SERVER"):
                     if connection is None:
-                        connection = TimeoutConnection(mail)
+                        connection = TimeoutConnection(current_app.extensions["mail"])
                         connection.__enter__()
                     _deliver(message, connection)
                 # Without a server the message stays in the local mailbox (/dev/mail).

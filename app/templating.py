@@ -20,43 +20,44 @@ from app.admin_settings.models import (
 from app.auth.models import Role
 from app.transfers.models import ItemState, TransferState
 
-_LABELS = {
-    AdministrationState.ACTIVE: _l("Active"),
-    AdministrationState.OFFERED: _l("Offered"),
-    AdministrationState.MIGRATED: _l("Migrated"),
-    DocumentStatus.PENDING: _l("To be decided"),
-    DocumentStatus.APPROVED: _l("Approved"),
-    DocumentStatus.REJECTED: _l("Rejected"),
-    DocumentKind.PURCHASE_INVOICE: _l("Purchase invoice"),
-    DocumentKind.SALES_INVOICE: _l("Sales invoice"),
-    DocumentKind.RECEIPT: _l("Receipt"),
-    DocumentKind.OTHER: _l("Other"),
-    Plan.STANDARD: _l("Standard"),
-    Plan.PREMIUM: _l("Premium"),
-    Role.SUPERUSER: _l("Superuser"),
-    Role.USER: _l("User"),
-    Role.AUTHORIZER: _l("Authorizer"),
-    Role.SUPPORT: _l("Support"),
-    ItemState.OFFERED: _l("Offered"),
-    ItemState.CLAIMING: _l("Being copied"),
-    ItemState.MIGRATED: _l("Migrated"),
-    ItemState.FAILED: _l("Failed"),
-    ItemState.REJECTED: _l("Turned down"),
-    ItemState.WITHDRAWN: _l("Withdrawn"),
-    ItemState.EXPIRED: _l("Expired"),
-    ItemState.REVOKED: _l("Revoked"),
-    TransferState.OFFERED: _l("Offered"),
-    TransferState.COMPLETED: _l("Completed"),
-    TransferState.WITHDRAWN: _l("Withdrawn"),
-    TransferState.EXPIRED: _l("Expired"),
-    TransferState.REVOKED: _l("Revoked"),
-    BlockerKind.AUTHORIZERS_IN_FLOWS: _l("Authorizers in authorization flows"),
-    BlockerKind.ACTIVE_WORKFLOWS: _l("Active workflows"),
-    BlockerKind.UNDECIDED_DOCUMENTS: _l("Documents still to be decided"),
-}
-# String-valued enums of different kinds share values ("rejected", "offered"), so the
-# table is keyed by (kind, value); a bare string is looked up in this order.
-LABELS = {(type(member), member.value): text for member, text in _LABELS.items()}
+# (member, word) pairs: string enums of different kinds compare equal when their values
+# do (ItemState.OFFERED == AdministrationState.OFFERED), so they cannot be dict keys.
+_LABELS = (
+    (AdministrationState.ACTIVE, _l("Active")),
+    (AdministrationState.OFFERED, _l("Offered")),
+    (AdministrationState.MIGRATED, _l("Migrated")),
+    (DocumentStatus.PENDING, _l("To be decided")),
+    (DocumentStatus.APPROVED, _l("Approved")),
+    (DocumentStatus.REJECTED, _l("Rejected")),
+    (DocumentKind.PURCHASE_INVOICE, _l("Purchase invoice")),
+    (DocumentKind.SALES_INVOICE, _l("Sales invoice")),
+    (DocumentKind.RECEIPT, _l("Receipt")),
+    (DocumentKind.OTHER, _l("Other")),
+    (Plan.STANDARD, _l("Standard")),
+    (Plan.PREMIUM, _l("Premium")),
+    (Role.SUPERUSER, _l("Superuser")),
+    (Role.USER, _l("User")),
+    (Role.AUTHORIZER, _l("Authorizer")),
+    (Role.SUPPORT, _l("Support")),
+    (ItemState.OFFERED, _l("Offered")),
+    (ItemState.CLAIMING, _l("Being copied")),
+    (ItemState.MIGRATED, _l("Migrated")),
+    (ItemState.FAILED, _l("Failed")),
+    (ItemState.REJECTED, _l("Turned down")),
+    (ItemState.WITHDRAWN, _l("Withdrawn")),
+    (ItemState.EXPIRED, _l("Expired")),
+    (ItemState.REVOKED, _l("Revoked")),
+    (TransferState.OFFERED, _l("Offered")),
+    (TransferState.COMPLETED, _l("Completed")),
+    (TransferState.WITHDRAWN, _l("Withdrawn")),
+    (TransferState.EXPIRED, _l("Expired")),
+    (TransferState.REVOKED, _l("Revoked")),
+    (BlockerKind.AUTHORIZERS_IN_FLOWS, _l("Authorizers in authorization flows")),
+    (BlockerKind.ACTIVE_WORKFLOWS, _l("Active workflows")),
+    (BlockerKind.UNDECIDED_DOCUMENTS, _l("Documents still to be decided")),
+)
+# Keyed by (kind, value); a bare string is looked up in ``_STRING_ORDER``.
+LABELS = {(type(member), member.value): text for member, text in _LABELS}
 _STRING_ORDER = (TransferState, ItemState, AdministrationState, DocumentStatus, Role, Plan)
 
 

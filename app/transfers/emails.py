@@ -24,6 +24,25 @@ def external_url(endpoint: str, **values) -> str:
     return adapter.build(endpoint, values, force_external=True)
 
 
+# The code and the claim link (which carries it) are never written into the outbox:
+# mails hold these markers, and the relay fills them in as it sends (``secrets_for``).
+CODE_MARK = "[[transfer-code]]"
+LINK_MARK = "[[claim-link]]"
+
+
+def secrets_for(transfer_id: int | None) -> dict[str, str]:
+    """Marker → value for a mail about ``transfer_id``, derived at send time."""
+    if transfer_id is None:
+        return {}
+    from app.transfers.services import code_for
+
+    transfer = db.session.get(Transfer, transfer_id)
+    if transfer is None:
+        return {}
+    code = code_for(transfer)
+    return {CODE_MARK: code, LINK_MARK: claim_link(transfer, code)}
+
+
 def claim_link(transfer: Transfer, code: str) -> str:
     """A signed link that opens the claim page with the code filled in, valid until expiry."""
     token = sign(Purpose.CLAIM_LINK, {"c": code, "e": int(transfer.expires_at.timestamp())})
@@ -44,9 +63,9 @@ def _context(transfer: Transfer, **extra) -> dict:
     }
 
 
-def offer_made(transfer: Transfer, code: str) -> None:
+def offer_made(transfer: Transfer) -> None:
     """The code to every recipient; a copy to the requester."""
-    context = _context(transfer, code=code, link=claim_link(transfer, code))
+    context = _context(transfer, code=CODE_MARK, link=LINK_MARK)
     for email in transfer.recipient_emails:
         queue_mail(
             kind="transfer_offered",
@@ -92,9 +111,9 @@ def offer_expired(transfer: Transfer) -> None:
     )
 
 
-def offer_reminder(transfer: Transfer, code: str) -> None:
+def offer_reminder(transfer: Transfer) -> None:
     """A few days before expiry, to both sides."""
-    context = _context(transfer, code=code, link=claim_link(transfer, code))
+    context = _context(transfer, code=CODE_MARK, link=LINK_MARK)
     for email in transfer.recipient_emails:
         queue_mail(
             kind="transfer_reminder",

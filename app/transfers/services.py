@@ -278,6 +278,25 @@ def create_offer(
     config = current_app.config
     nonce, _code, digest = _new_code()
     connection = administrations[0].connection
+    # Only administrations still active move to offered: a concurrent offer of the
+    # same administration loses here (and on the open-item unique index).
+    result = db.session.execute(
+        update(Administration)
+        .where(
+            Administration.id.in_([a.id for a in administrations]),
+            Administration.state == AdministrationState.ACTIVE,
+        )
+        .values(state=AdministrationState.OFFERED)
+        .execution_options(synchronize_session="fetch")
+    )
+    if result.rowcount != len(administrations):
+        raise ValidationFailed(
+            [
+                ServiceError(
+                    "administration_ids", N_("One of the administrations is already on offer.")
+                )
+            ]
+        )
     transfer = Transfer(
         source_environment_id=actor.environment_id,
         connection_id=connection.id,
@@ -314,25 +333,6 @@ def create_offer(
         ],
     )
     db.session.add(transfer)
-    # Only administrations still active move to offered: a concurrent offer of the
-    # same administration loses here (and on the open-item unique index).
-    result = db.session.execute(
-        update(Administration)
-        .where(
-            Administration.id.in_([a.id for a in administrations]),
-            Administration.state == AdministrationState.ACTIVE,
-        )
-        .values(state=AdministrationState.OFFERED)
-        .execution_options(synchronize_session="fetch")
-    )
-    if result.rowcount != len(administrations):
-        raise ValidationFailed(
-            [
-                ServiceError(
-                    "administration_ids", N_("One of the administrations is already on offer.")
-                )
-            ]
-        )
     db.session.flush()
     _fill_inbox(transfer, recipients, actor.environment_id)
     code = code_for(transfer)
@@ -351,7 +351,7 @@ def create_offer(
             "expires_at": transfer.expires_at.isoformat(),
         },
     )
-    emails.offer_made(transfer, code)
+    emails.offer_made(transfer)
     return transfer, code
 
 
@@ -564,7 +564,7 @@ def send_reminders(now: datetime | None = None) -> int:
             environment_id=transfer.source_environment_id,
             origin="scheduler",
         )
-        emails.offer_reminder(transfer, code_for(transfer))
+        emails.offer_reminder(transfer)
         db.session.commit()
         done += 1
     return done

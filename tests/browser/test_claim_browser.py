@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 from sqlalchemy import func, select
 
 from app.admin_settings.models import Administration, AdministrationState, Document
-from app.email import OutboxMessage
+from app.email import OutboxMessage, filled_in
 from app.extensions import db
 from app.transfers import services
 from app.transfers.copy import copy_waiting
@@ -69,8 +69,9 @@ def code_from_mailbox(to: str) -> str:
             OutboxMessage.to_email == to, OutboxMessage.kind == "transfer_offered"
         )
     ).one()
-    codes = set(CODE_IN_MAIL.findall(message.body_text))
-    assert len(codes) == 1, f"one code expected in the mail, found {codes}:\n{message.body_text}"
+    body, _html = filled_in(message)  # the mail as it is sent
+    codes = set(CODE_IN_MAIL.findall(body))
+    assert len(codes) == 1, f"one code expected in the mail, found {codes}:\n{body}"
     return codes.pop()
 
 
