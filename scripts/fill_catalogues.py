@@ -34,7 +34,9 @@ def save(lang: str, catalog) -> None:
 def main(argv: list[str]) -> int:
     en = load("en")
     for message in en:
-        if message.id and (message.fuzzy or not all(message.string if message.pluralizable else [message.string])):
+        if message.id and (
+            message.fuzzy or not all(message.string if message.pluralizable else [message.string])
+        ):
             message.string = tuple(message.id) if message.pluralizable else message.id
             message.flags.discard("fuzzy")
     save("en", en)

@@ -13,9 +13,9 @@ from sqlalchemy import select
 from app.admin_settings.models import AuthorizationStep, Document, Workflow
 from app.auth.models import ApiToken, User
 from app.extensions import db
-from app.transfers.models import Transfer
 from app.transfers.claims import Decision, submit_claim
 from app.transfers.copy import copy_waiting
+from app.transfers.models import Transfer
 from app.transfers.services import create_offer
 
 # What a superuser of another environment gets from each endpoint:
