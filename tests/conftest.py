@@ -11,10 +11,10 @@ from __future__ import annotations
 import itertools
 import os
 import re
-from pathlib import Path
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from flask import Flask

@@ -21,7 +21,9 @@ def extracted_messages() -> set[str]:
     for folder, method in (("app", "python"), ("templates", "jinja2")):
         for _file, _line, message, _comments, _context in extract_from_dir(
             ROOT / folder,
-            method_map=[("**.py", method)] if method == "python" else [("**.html", method), ("**.txt", method)],
+            method_map=[("**.py", method)]
+            if method == "python"
+            else [("**.html", method), ("**.txt", method)],
             keywords=KEYWORDS,
         ):
             found.add(message[0] if isinstance(message, tuple) else message)
