@@ -58,6 +58,7 @@ def scheduler_command(once: bool) -> None:
 
     app = current_app._get_current_object()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s scheduler %(message)s")
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # not a line per run
     if once:
         run_all_once(app)
         return

@@ -61,6 +61,7 @@ def build_scheduler(app: Flask) -> BlockingScheduler:
             "interval",
             seconds=app.config[setting],
             id=name,
+            name=name,
             max_instances=1,
             coalesce=True,
             next_run_time=None,
