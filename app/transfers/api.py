@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask_babel import gettext
 from flask_smorest import Blueprint, abort
 
+from app.admin_settings.models import Package
 from app.auth.api import api_user, authenticate_bearer
 from app.errors import ServiceError, ValidationFailed
 from app.extensions import db
@@ -176,7 +177,7 @@ def preview_claim(data: dict):
                 ],
                 "problem": gettext(
                     entry.problem,
-                    package=entry.item.package,
+                    package=Package(entry.item.package).label,
                     code=entry.item.administration_code,
                 )
                 if entry.problem

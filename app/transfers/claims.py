@@ -25,6 +25,7 @@ from app.admin_settings.models import (
     AdministrationState,
     Connection,
     Document,
+    Package,
     Plan,
 )
 from app.auth.models import User
@@ -292,7 +293,7 @@ def submit_claim(
                 ServiceError(
                     f"decisions.{item.id}",
                     N_("Your environment has no connection to %(package)s for “%(name)s”."),
-                    package=item.package,
+                    package=Package(item.package).label,
                     name=name,
                 )
             )
@@ -345,6 +346,16 @@ def submit_claim(
         .execution_options(synchronize_session=False)
     )
     if won.rowcount != 1:
+        winner = db.session.scalar(
+            select(Transfer.target_environment_id).where(Transfer.id == transfer.id)
+        )
+        if winner == actor.environment_id:  # a double submit, or a colleague was quicker
+            raise ServiceError(
+                "code",
+                N_(
+                    "Your office has already claimed this offer; follow it in the migration overview."
+                ),
+            )
         _failed_attempt(actor, "lost_race", origin)
         raise CodeRejected()
     _narrow_inbox(transfer, actor.environment_id)

@@ -138,9 +138,7 @@ def _copy(item_id: int, now: datetime) -> None:
         name=source.name,
         code=source.code,
         contact_email=source.contact_email,
-        inbound_email=inbound_email(
-            target_environment.office_code, source.code, current_app.config["MAIL_DOMAIN"]
-        ),
+        inbound_email=_free_inbound_address(target_environment.office_code, source.code),
         state=AdministrationState.ACTIVE,
         created_at=now,
     )
@@ -195,6 +193,20 @@ def _copy(item_id: int, now: datetime) -> None:
     )
     db.session.flush()
     _complete_if_done(transfer, claim, now)
+
+
+def _free_inbound_address(office_code: str, code: str) -> str:
+    """``<office>.<code>@…``, or with ``-2``, ``-3``… when the environment already uses it
+    (the same code under another connection, or codes that read alike in an address)."""
+    domain = current_app.config["MAIL_DOMAIN"]
+    candidates = [inbound_email(office_code, code, domain)]
+    candidates += [inbound_email(office_code, f"{code}-{n}", domain) for n in range(2, 100)]
+    taken = set(
+        db.session.scalars(
+            select(Administration.inbound_email).where(Administration.inbound_email.in_(candidates))
+        )
+    )
+    return next(address for address in candidates if address not in taken)
 
 
 def _check_target(
