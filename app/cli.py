@@ -100,9 +100,9 @@ def transfers_list(stuck: bool, state: str | None, limit: int) -> None:
         page = services.list_transfers(None, stuck=stuck, state=state, per_page=limit)
     except ServiceError as error:
         raise click.ClickException(error.translated()) from None
-    if not page.rows:
+    if not page.items:
         click.echo("No transfers." if not stuck else "Nothing is stuck.")
-    for row in page.rows:
+    for row in page.items:
         t = row.transfer
         items = ", ".join(f"{i.administration_name} [{i.state.value}]" for i in t.items)
         click.echo(
@@ -113,7 +113,7 @@ def transfers_list(stuck: bool, state: str | None, limit: int) -> None:
         )
         for reason in row.reasons:
             click.echo("      why: " + gettext(services.REASONS[reason.kind], **reason.params))
-    click.echo(f"{len(page.rows)} of {page.total} shown.")
+    click.echo(f"{len(page.items)} of {page.total} shown.")
 
 
 @transfers_group.command("revoke")

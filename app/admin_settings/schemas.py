@@ -60,7 +60,9 @@ class DocumentQuerySchema(Schema):
 
 
 class DocumentPageSchema(Schema):
-    items = fields.List(fields.Nested(DocumentSchema), attribute="documents")
+    items = fields.List(
+        fields.Nested(DocumentSchema),
+    )
     page = fields.Integer()
     per_page = fields.Integer()
     total = fields.Integer()

@@ -42,6 +42,7 @@ from app.auth.services import create_user
 from app.db import utcnow
 from app.errors import N_, ServiceError
 from app.extensions import db
+from app.paging import Page
 from app.scoping import get_scoped_or_404, scoped_ids, scoped_select
 from app.storage import blob_store
 
@@ -127,18 +128,6 @@ def get_administration(actor: User, administration_id: int) -> AdministrationRow
     return AdministrationRow(administration, facts_for([administration.id])[administration.id])
 
 
-@dataclass(frozen=True)
-class DocumentPage:
-    documents: list[Document]
-    page: int
-    per_page: int
-    total: int
-
-    @property
-    def pages(self) -> int:
-        return max(1, -(-self.total // self.per_page))
-
-
 def list_documents(
     actor: User,
     administration_id: int,
@@ -146,7 +135,7 @@ def list_documents(
     status: DocumentStatus | None = None,
     page: int = 1,
     per_page: int | None = None,
-) -> DocumentPage:
+) -> Page[Document]:
     """One page of an administration's documents, newest invoice first."""
     require(actor, Permission.VIEW_ADMINISTRATIONS)
     administration = get_scoped_or_404(Administration, administration_id, actor)
@@ -163,7 +152,7 @@ def list_documents(
             .offset((page - 1) * per_page)
         )
     )
-    return DocumentPage(documents, page, per_page, total)
+    return Page(documents, page, per_page, total)
 
 
 def get_document(actor: User, administration_id: int, document_id: int) -> Document:

@@ -49,7 +49,7 @@ class SupportTransferSchema(Schema):
 
 
 class SupportPageSchema(Schema):
-    items = fields.List(fields.Nested(SupportTransferSchema), attribute="rows")
+    items = fields.List(fields.Nested(SupportTransferSchema))
     page = fields.Integer()
     per_page = fields.Integer()
     total = fields.Integer()

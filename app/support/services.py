@@ -19,7 +19,6 @@ from werkzeug.exceptions import NotFound
 from app import audit
 from app.admin_settings.models import (
     Administration,
-    AdministrationState,
     AuthorizationFlow,
     AuthorizationStep,
     Document,
@@ -35,6 +34,7 @@ from app.db import begin_write, utcnow
 from app.email import OutboxMessage
 from app.errors import N_, ServiceError
 from app.extensions import db
+from app.paging import Page
 from app.transfers import domain, emails
 from app.transfers.claims import item_reconciliation
 from app.transfers.models import (
@@ -46,6 +46,7 @@ from app.transfers.models import (
     TransferRecipient,
     TransferState,
 )
+from app.transfers.services import release_administrations
 
 
 def require_support(actor: User | None) -> None:
@@ -188,18 +189,6 @@ def display_state(transfer: Transfer, now: datetime) -> str:
     return state.value
 
 
-@dataclass(frozen=True)
-class SupportPage:
-    rows: list[SupportRow]
-    page: int
-    per_page: int
-    total: int
-
-    @property
-    def pages(self) -> int:
-        return max(1, -(-self.total // self.per_page))
-
-
 FILTER_STATES = ("offered", "claiming", "completed", "withdrawn", "expired", "revoked", "failed")
 
 
@@ -230,7 +219,7 @@ def list_transfers(
     page: int = 1,
     per_page: int = 25,
     now: datetime | None = None,
-) -> SupportPage:
+) -> Page[SupportRow]:
     """Every transfer of every environment, newest first, filtered and searched."""
     require_support(actor)
     now = now or utcnow()
@@ -304,7 +293,7 @@ def list_transfers(
         SupportRow(t, display_state(t, now), stuck_reasons(t, now), claims.get(t.id))
         for t in transfers
     ]
-    return SupportPage(rows, page, per_page, total)
+    return Page(rows, page, per_page, total)
 
 
 def get_transfer(
@@ -350,15 +339,8 @@ def revoke(
         TransferItem.transfer_id == transfer.id, TransferItem.state.in_(OPEN_ITEM_STATES)
     )
     revoked_ids = list(db.session.scalars(open_items))
-    administrations = select(TransferItem.administration_id).where(TransferItem.id.in_(revoked_ids))
-    db.session.execute(
-        update(Administration)
-        .where(
-            Administration.id.in_(administrations),
-            Administration.state == AdministrationState.OFFERED,
-        )
-        .values(state=AdministrationState.ACTIVE)
-        .execution_options(synchronize_session=False)
+    release_administrations(
+        select(TransferItem.administration_id).where(TransferItem.id.in_(revoked_ids))
     )
     db.session.execute(
         update(TransferItem)
@@ -430,18 +412,6 @@ def _transfer_events_condition(transfer: Transfer):
     )
 
 
-@dataclass(frozen=True)
-class AuditPage:
-    events: list[AuditEvent]
-    page: int
-    per_page: int
-    total: int
-
-    @property
-    def pages(self) -> int:
-        return max(1, -(-self.total // self.per_page))
-
-
 def audit_trail(
     actor: User | None,
     *,
@@ -450,7 +420,7 @@ def audit_trail(
     action: str = "",
     page: int = 1,
     per_page: int = 50,
-) -> AuditPage:
+) -> Page[AuditEvent]:
     """Audit events of one transfer or one environment (or all), newest first."""
     require_support(actor)
     page = max(1, page)
@@ -473,7 +443,7 @@ def audit_trail(
             .offset((page - 1) * per_page)
         )
     )
-    return AuditPage(events, page, per_page, total)
+    return Page(events, page, per_page, total)
 
 
 def audit_actions(actor: User | None) -> list[str]:

@@ -257,27 +257,6 @@ def reconciliation(claim_id: int):
     summary = claims.reconciliation_summary(actor, claim_id)
     return {
         "claim_id": claim_id,
-        "administrations": [
-            {
-                "transfer_item_id": s.item_id,
-                "administration": s.administration,
-                "state": s.state,
-                "source_documents": s.source_documents,
-                "target_documents": s.target_documents,
-                "matching": s.matching,
-                "verdict": s.verdict,
-            }
-            for s in summary
-        ],
-        "documents": [
-            {
-                "transfer_item_id": r.item_id,
-                "source_document_id": r.source_document_id,
-                "source_sha256": r.source_hash,
-                "target_document_id": r.target_document_id,
-                "target_sha256": r.target_hash,
-                "verdict": r.verdict,
-            }
-            for r in claims.reconciliation_rows(actor, claim_id)
-        ],
+        "administrations": [s.as_dict() for s in summary],
+        "documents": [r.as_dict() for r in claims.reconciliation_rows(actor, claim_id)],
     }

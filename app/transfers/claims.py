@@ -22,7 +22,6 @@ from werkzeug.exceptions import NotFound
 from app import audit
 from app.admin_settings.models import (
     Administration,
-    AdministrationState,
     Connection,
     Document,
     Package,
@@ -45,7 +44,7 @@ from app.transfers.models import (
     TransferItem,
     TransferState,
 )
-from app.transfers.services import digest_for, require_migrate
+from app.transfers.services import digest_for, release_administrations, require_migrate
 
 # The one answer for every code that does not lead to a claimable offer.
 NEUTRAL = N_(
@@ -381,15 +380,7 @@ def submit_claim(
         item.reject_message = message
         item.updated_at = now
     if rejected:
-        db.session.execute(
-            update(Administration)
-            .where(
-                Administration.id.in_([i.administration_id for i, _m in rejected]),
-                Administration.state == AdministrationState.OFFERED,
-            )
-            .values(state=AdministrationState.ACTIVE)
-            .execution_options(synchronize_session=False)
-        )
+        release_administrations([i.administration_id for i, _m in rejected])
     if not accepted:
         transfer.state = TransferState.COMPLETED
         transfer.ended_at = now
@@ -544,6 +535,16 @@ class ReconciliationRow:
             return "missing"
         return "match" if self.source_hash == self.target_hash else "differs"
 
+    def as_dict(self) -> dict:
+        return {
+            "transfer_item_id": self.item_id,
+            "source_document_id": self.source_document_id,
+            "source_sha256": self.source_hash,
+            "target_document_id": self.target_document_id,
+            "target_sha256": self.target_hash,
+            "verdict": self.verdict,
+        }
+
 
 @dataclass(frozen=True)
 class ReconciliationSummary:
@@ -560,6 +561,17 @@ class ReconciliationSummary:
             return self.state
         ok = self.source_documents == self.target_documents == self.matching
         return "match" if ok else "mismatch"
+
+    def as_dict(self) -> dict:
+        return {
+            "transfer_item_id": self.item_id,
+            "administration": self.administration,
+            "state": self.state,
+            "source_documents": self.source_documents,
+            "target_documents": self.target_documents,
+            "matching": self.matching,
+            "verdict": self.verdict,
+        }
 
 
 def reconciliation_summary(actor: User, claim_id: int) -> list[ReconciliationSummary]:

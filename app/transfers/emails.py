@@ -63,26 +63,38 @@ def _context(transfer: Transfer, **extra) -> dict:
     }
 
 
-def offer_made(transfer: Transfer) -> None:
-    """The code to every recipient; a copy to the requester."""
-    context = _context(transfer, code=CODE_MARK, link=LINK_MARK)
+def _to_recipients_with_copy(
+    transfer: Transfer, kind: str, subject: str, copy_subject: str, context: dict
+) -> None:
+    """``kind`` to every recipient, ``kind_copy`` to the requester."""
     for email in transfer.recipient_emails:
         queue_mail(
-            kind="transfer_offered",
+            kind=kind,
             to=email,
-            subject=N_("%(source_name)s offers you %(count)d administration(s)"),
-            template="transfer_offered",
+            subject=subject,
+            template=kind,
             context=context,
             transfer_id=transfer.id,
         )
     queue_mail(
-        kind="transfer_offered_copy",
+        kind=f"{kind}_copy",
         to=transfer.offered_by_email,
-        subject=N_("Copy: your offer of %(count)d administration(s)"),
-        template="transfer_offered_copy",
+        subject=copy_subject,
+        template=f"{kind}_copy",
         context=context,
         environment_id=transfer.source_environment_id,
         transfer_id=transfer.id,
+    )
+
+
+def offer_made(transfer: Transfer) -> None:
+    """The code to every recipient; a copy to the requester."""
+    _to_recipients_with_copy(
+        transfer,
+        "transfer_offered",
+        N_("%(source_name)s offers you %(count)d administration(s)"),
+        N_("Copy: your offer of %(count)d administration(s)"),
+        _context(transfer, code=CODE_MARK, link=LINK_MARK),
     )
 
 
@@ -113,24 +125,12 @@ def offer_expired(transfer: Transfer) -> None:
 
 def offer_reminder(transfer: Transfer) -> None:
     """A few days before expiry, to both sides."""
-    context = _context(transfer, code=CODE_MARK, link=LINK_MARK)
-    for email in transfer.recipient_emails:
-        queue_mail(
-            kind="transfer_reminder",
-            to=email,
-            subject=N_("Reminder: the offer from %(source_name)s expires soon"),
-            template="transfer_reminder",
-            context=context,
-            transfer_id=transfer.id,
-        )
-    queue_mail(
-        kind="transfer_reminder_copy",
-        to=transfer.offered_by_email,
-        subject=N_("Reminder: your offer has not been claimed yet"),
-        template="transfer_reminder_copy",
-        context=context,
-        environment_id=transfer.source_environment_id,
-        transfer_id=transfer.id,
+    _to_recipients_with_copy(
+        transfer,
+        "transfer_reminder",
+        N_("Reminder: the offer from %(source_name)s expires soon"),
+        N_("Reminder: your offer has not been claimed yet"),
+        _context(transfer, code=CODE_MARK, link=LINK_MARK),
     )
 
 

@@ -60,7 +60,7 @@ class TransferRowSchema(Schema):
 
 
 class TransferPageSchema(Schema):
-    items = fields.List(fields.Nested(TransferRowSchema), attribute="rows")
+    items = fields.List(fields.Nested(TransferRowSchema))
     page = fields.Integer()
     per_page = fields.Integer()
     total = fields.Integer()

@@ -22,14 +22,14 @@ from sqlalchemy import and_, func, or_, select, update
 from werkzeug.exceptions import Forbidden, NotFound
 
 from app import audit
-from app.admin_settings.domain import AdministrationFacts, Blocker, blockers
 from app.admin_settings.models import Administration, AdministrationState, Connection
-from app.admin_settings.services import facts_for
+from app.admin_settings.services import AdministrationRow, facts_for
 from app.auth.domain import Permission, has_permission
 from app.auth.models import User
 from app.db import utcnow
 from app.errors import N_, ServiceError, ValidationFailed
 from app.extensions import db
+from app.paging import Page
 from app.scoping import get_scoped_or_404, scoped_select
 from app.tokens import InvalidToken, Purpose, verify
 from app.transfers import domain, emails
@@ -78,16 +78,9 @@ def _new_code() -> tuple[str, str, str]:
 # --- preflight ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class PreflightRow:
-    """One administration as the move-out wizard sees it."""
-
-    administration: Administration
-    facts: AdministrationFacts
-
-    @property
-    def blockers(self) -> list[Blocker]:
-        return blockers(self.facts)
+class PreflightRow(AdministrationRow):
+    """One administration as the move-out wizard sees it: its blockers, and whether it
+    can be chosen (no blockers, not already on offer or moved)."""
 
     @property
     def selectable(self) -> bool:
@@ -427,6 +420,20 @@ def _why_final(transfer: Transfer, now: datetime) -> str:
     return N_("This offer has ended and can no longer be withdrawn.")
 
 
+def release_administrations(administration_ids) -> None:
+    """Administrations on offer become active again in their own environment (an offer
+    ended, or the receiver turned them down). ``administration_ids``: ids or a subquery."""
+    db.session.execute(
+        update(Administration)
+        .where(
+            Administration.id.in_(administration_ids),
+            Administration.state == AdministrationState.OFFERED,
+        )
+        .values(state=AdministrationState.ACTIVE)
+        .execution_options(synchronize_session=False)
+    )
+
+
 def _end(
     transfer: Transfer,
     state: TransferState,
@@ -460,15 +467,7 @@ def _end(
     offered_items = select(TransferItem.administration_id).where(
         TransferItem.transfer_id == transfer.id, TransferItem.state == ItemState.OFFERED
     )
-    db.session.execute(
-        update(Administration)
-        .where(
-            Administration.id.in_(offered_items),
-            Administration.state == AdministrationState.OFFERED,
-        )
-        .values(state=AdministrationState.ACTIVE)
-        .execution_options(synchronize_session=False)
-    )
+    release_administrations(offered_items)
     db.session.execute(
         update(TransferItem)
         .where(TransferItem.transfer_id == transfer.id, TransferItem.state == ItemState.OFFERED)
@@ -585,18 +584,6 @@ class TransferRow:
     claim_id: int | None = None
 
 
-@dataclass(frozen=True)
-class TransferPage:
-    rows: list[TransferRow]
-    page: int
-    per_page: int
-    total: int
-
-    @property
-    def pages(self) -> int:
-        return max(1, -(-self.total // self.per_page))
-
-
 def _parse_day(q: str) -> date | None:
     for fmt in ("%d-%m-%Y", "%Y-%m-%d", "%d/%m/%Y", "%d.%m.%Y"):
         try:
@@ -678,7 +665,7 @@ def list_transfers(
     per_page: int | None = None,
     state_labels: dict[ItemState, str] | None = None,
     now: datetime | None = None,
-) -> TransferPage:
+) -> Page[TransferRow]:
     """One page of the overview, newest first: ``outgoing`` (offered by us) or
     ``incoming`` (received). Search covers every column the overview shows.
 
@@ -747,7 +734,7 @@ def list_transfers(
                 claim_id=claim_id,
             )
         )
-    return TransferPage(result, page, per_page, total)
+    return Page(result, page, per_page, total)
 
 
 def _incoming_condition(actor: User):

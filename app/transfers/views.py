@@ -388,32 +388,8 @@ def _csv_report(rows):
 
 
 def _json_report(claim_id: int, summary, rows):
-    head = {
-        "claim_id": claim_id,
-        "administrations": [
-            {
-                "transfer_item_id": s.item_id,
-                "administration": s.administration,
-                "state": s.state,
-                "source_documents": s.source_documents,
-                "target_documents": s.target_documents,
-                "matching": s.matching,
-                "verdict": s.verdict,
-            }
-            for s in summary
-        ],
-    }
+    head = {"claim_id": claim_id, "administrations": [s.as_dict() for s in summary]}
     yield json.dumps(head)[:-1] + ', "documents": ['
-    first = True
-    for row in rows:
-        item = {
-            "transfer_item_id": row.item_id,
-            "source_document_id": row.source_document_id,
-            "source_sha256": row.source_hash,
-            "target_document_id": row.target_document_id,
-            "target_sha256": row.target_hash,
-            "verdict": row.verdict,
-        }
-        yield ("" if first else ",") + json.dumps(item)
-        first = False
+    for index, row in enumerate(rows):
+        yield ("," if index else "") + json.dumps(row.as_dict())
     yield "]}"
