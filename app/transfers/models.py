@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from sqlalchemy import (
+    DDL,
     Enum,
     ForeignKey,
     Index,
@@ -16,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    event,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -274,3 +276,35 @@ class Provenance(db.Model):
         ForeignKey("administrations.id", ondelete="SET NULL")
     )
     migrated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# SQLite: a trigram full-text index over the items' search text, kept in step by
+# triggers, for the overview's word search (PostgreSQL scans its index quickly enough).
+# The same statements run in the migration; here they follow ``create_all`` in tests.
+SQLITE_SEARCH_INDEX = (
+    "CREATE VIRTUAL TABLE transfer_items_fts USING fts5("
+    "search_text, content='transfer_items', content_rowid='id', tokenize='trigram')",
+    "CREATE TRIGGER transfer_items_fts_insert AFTER INSERT ON transfer_items BEGIN "
+    "INSERT INTO transfer_items_fts (rowid, search_text) VALUES (new.id, new.search_text); END",
+    "CREATE TRIGGER transfer_items_fts_delete AFTER DELETE ON transfer_items BEGIN "
+    "INSERT INTO transfer_items_fts (transfer_items_fts, rowid, search_text) "
+    "VALUES ('delete', old.id, old.search_text); END",
+    "CREATE TRIGGER transfer_items_fts_update AFTER UPDATE OF search_text ON transfer_items BEGIN "
+    "INSERT INTO transfer_items_fts (transfer_items_fts, rowid, search_text) "
+    "VALUES ('delete', old.id, old.search_text); "
+    "INSERT INTO transfer_items_fts (rowid, search_text) VALUES (new.id, new.search_text); END",
+)
+SQLITE_SEARCH_INDEX_DROP = (
+    "DROP TRIGGER IF EXISTS transfer_items_fts_update",
+    "DROP TRIGGER IF EXISTS transfer_items_fts_delete",
+    "DROP TRIGGER IF EXISTS transfer_items_fts_insert",
+    "DROP TABLE IF EXISTS transfer_items_fts",
+)
+for _statement in SQLITE_SEARCH_INDEX:
+    event.listen(
+        TransferItem.__table__, "after_create", DDL(_statement).execute_if(dialect="sqlite")
+    )
+for _statement in SQLITE_SEARCH_INDEX_DROP:
+    event.listen(
+        TransferItem.__table__, "before_drop", DDL(_statement).execute_if(dialect="sqlite")
+    )

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from flask_babel import gettext
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, func, or_, select, text, update
 from werkzeug.exceptions import Forbidden, NotFound
 
 from app import audit
@@ -600,6 +600,46 @@ def _day_range(day: date) -> tuple[datetime, datetime]:
     return start, start + timedelta(days=1)
 
 
+def _words_only(q: str, labels: dict[ItemState, str]) -> bool:
+    """A search that is not a code, a date or a status word: only the text columns."""
+    try:
+        domain.normalise_code(q)
+    except domain.CodeError:
+        pass
+    else:
+        return False
+    needle = q.lower()
+    return _parse_day(q) is None and not any(
+        needle in (text.lower(), state.value) for state, text in labels.items()
+    )
+
+
+# SQLite's trigram full-text index over transfer_items.search_text (see models): the
+# matches are found in the index, then narrowed to the environment and sorted, so a
+# search costs what it finds, not what the environment holds.
+_SQLITE_WORD_SEARCH = {
+    # The matches come from the full-text index first (the IN list); ``+`` keeps SQLite
+    # from walking the environment's index instead and matching row by row.
+    "outgoing": (
+        "SELECT id FROM transfer_items WHERE id IN "
+        "(SELECT rowid FROM transfer_items_fts WHERE transfer_items_fts MATCH :match) "
+        "AND +source_environment_id = :env ORDER BY created_at DESC, id DESC"
+    ),
+    "incoming": (
+        "SELECT transfer_item_id FROM transfer_inbox WHERE transfer_item_id IN "
+        "(SELECT rowid FROM transfer_items_fts WHERE transfer_items_fts MATCH :match) "
+        "AND +environment_id = :env ORDER BY created_at DESC, transfer_item_id DESC"
+    ),
+}
+
+
+def _sqlite_word_search(direction: str, env: int, needle: str) -> list[int]:
+    phrase = '"' + needle.replace('"', '""') + '"'
+    return list(
+        db.session.scalars(text(_SQLITE_WORD_SEARCH[direction]), {"match": phrase, "env": env})
+    )
+
+
 def _contains(column, needle: str):
     """``column`` (already lower-case) contains ``needle``: a plain substring test, cheaper
     than LIKE and with no wildcards to escape."""
@@ -638,8 +678,8 @@ def _search_conditions(
         conditions.append(and_(Transfer.created_at >= start, Transfer.created_at < end))
         conditions.append(and_(Transfer.expires_at >= start, Transfer.expires_at < end))
         needs_join = True
-    for state, text in labels.items():
-        if needle in (text.lower(), state.value):
+    for state, word in labels.items():
+        if needle in (word.lower(), state.value):
             conditions.append(_state_condition(state, now))
             needs_join = True
     return [or_(*conditions)], needs_join
@@ -687,7 +727,12 @@ def list_transfers(
         raise ServiceError("direction", N_("Choose outgoing or incoming."))
     q = (q or "").strip()
     order = (created.desc(), key.desc())
-    if q:
+    words_only = q and _words_only(q, state_labels or {})
+    if words_only and db.engine.dialect.name == "sqlite" and len(q) >= 3:
+        matches = _sqlite_word_search(direction, env, q.lower())
+        total = len(matches)
+        ids = matches[(page - 1) * per_page : page * per_page]
+    elif q:
         table = TransferItem if direction == "outgoing" else TransferInbox
         conditions, needs_join = _search_conditions(
             q, now, state_labels or {}, table.search_text, key

@@ -5,9 +5,8 @@ Revises:
 Create Date: 2026-11-22 12:01:55.715123
 
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = 'e7e43209e32f'
