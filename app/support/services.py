@@ -239,7 +239,6 @@ def list_transfers(
         conditions.append(_stuck_condition(now))
     q = (q or "").strip().lower()
     if q:
-        like = f"%{q}%"
         item = aliased(TransferItem)
         source = aliased(Environment)
         target = aliased(Environment)
@@ -248,30 +247,30 @@ def list_transfers(
                 exists().where(
                     item.transfer_id == Transfer.id,
                     or_(
-                        func.lower(item.administration_name).like(like),
-                        func.lower(item.administration_code).like(like),
-                        func.lower(item.contact_email).like(like),
+                        func.lower(item.administration_name).contains(q, autoescape=True),
+                        func.lower(item.administration_code).contains(q, autoescape=True),
+                        func.lower(item.contact_email).contains(q, autoescape=True),
                     ),
                 ),
                 exists().where(
                     source.id == Transfer.source_environment_id,
                     or_(
-                        func.lower(source.name).like(like),
-                        func.lower(source.office_code).like(like),
+                        func.lower(source.name).contains(q, autoescape=True),
+                        func.lower(source.office_code).contains(q, autoescape=True),
                     ),
                 ),
                 exists().where(
                     target.id == Transfer.target_environment_id,
                     or_(
-                        func.lower(target.name).like(like),
-                        func.lower(target.office_code).like(like),
+                        func.lower(target.name).contains(q, autoescape=True),
+                        func.lower(target.office_code).contains(q, autoescape=True),
                     ),
                 ),
                 exists().where(
                     TransferRecipient.transfer_id == Transfer.id,
-                    TransferRecipient.email.like(like),
+                    TransferRecipient.email.contains(q, autoescape=True),
                 ),
-                func.lower(Transfer.offered_by_email).like(like),
+                func.lower(Transfer.offered_by_email).contains(q, autoescape=True),
             )
         )
     stmt = select(Transfer).where(*conditions)
@@ -344,7 +343,7 @@ def revoke(
     )
     db.session.execute(
         update(TransferItem)
-        .where(TransferItem.id.in_(revoked_ids))
+        .where(TransferItem.id.in_(revoked_ids), TransferItem.state.in_(OPEN_ITEM_STATES))
         .values(state=ItemState.REVOKED, lease_until=None, updated_at=now)
         .execution_options(synchronize_session=False)
     )

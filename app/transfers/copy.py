@@ -123,7 +123,9 @@ def copy_item(item_id: int, *, now: datetime | None = None) -> CopyOutcome:
 
 def _copy(item_id: int, now: datetime) -> None:
     item = db.session.get(TransferItem, item_id)
-    transfer = db.session.get(Transfer, item.transfer_id)
+    # The transfer's row first, as a withdraw or revoke takes it: whoever comes second
+    # waits and then finds the state changed (no deadlock, no overwritten outcome).
+    transfer = db.session.get(Transfer, item.transfer_id, with_for_update={"key_share": True})
     claim = db.session.scalars(select(Claim).where(Claim.transfer_id == transfer.id)).one()
     source = db.session.get(Administration, item.administration_id)
     target_environment = db.session.get(Environment, claim.target_environment_id)
@@ -341,7 +343,7 @@ def _record_failure(item_id: int, error: Exception, now: datetime) -> CopyOutcom
             actor=None,
             object_type="transfer_item",
             object_id=item.id,
-            environment_id=None,
+            environment_id=item.transfer.source_environment_id,
             origin="worker",
             details={"transfer_id": item.transfer_id, "error": item.last_error},
         )
