@@ -7,8 +7,6 @@ signs with its own salt.
 from __future__ import annotations
 
 import enum
-import hashlib
-import hmac
 from typing import Any
 
 from flask import current_app
@@ -37,11 +35,3 @@ def verify(purpose: Purpose, token: str, *, max_age: int) -> Any:
         return _serializer(purpose).loads(token, max_age=max(0, max_age))
     except (SignatureExpired, BadSignature):
         raise InvalidToken() from None
-
-
-def keyed_digest(purpose: str, value: str) -> str:
-    """HMAC-SHA256 of ``value`` under a key derived from the secret key for ``purpose``."""
-    key = hmac.new(
-        current_app.config["SECRET_KEY"].encode(), purpose.encode(), hashlib.sha256
-    ).digest()
-    return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()

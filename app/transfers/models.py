@@ -225,12 +225,6 @@ class TransferInbox(db.Model):
     search_text: Mapped[str] = mapped_column(String(700), default="")
 
 
-class ClaimState(enum.StrEnum):
-    COPYING = "copying"
-    DONE = "done"  # every accepted item migrated, every other rejected
-    ENDED = "ended"  # revoked by support
-
-
 class Claim(db.Model):
     """A receiving environment's redemption of one offer: at most one per transfer."""
 
