@@ -116,6 +116,7 @@ bench: $(STAMP) ## Run every bench/*.py with the venv's python (all run; fails i
 	@found=0; failed=0; \
 	for script in bench/*.py; do \
 		[ -e "$$script" ] || continue; \
+		case "$$(basename "$$script")" in _*) continue;; esac; \
 		found=1; \
 		echo "==> $$script"; \
 		PYTHONPATH="$(CURDIR)" $(BIN)/python "$$script" $(BENCH_ARGS) || failed=1; \

@@ -59,27 +59,23 @@ from app.admin_settings.domain import inbound_email
 from app.admin_settings.models import (
     Administration,
     AdministrationState,
-    Connection,
     Document,
     DocumentKind,
     DocumentStatus,
-    Environment,
     Package,
-    Plan,
 )
-from app.auth.models import Role, User
-from app.auth.services import create_user
+from app.auth.models import User
 from app.db import begin_write, utcnow
 from app.extensions import db
 from app.transfers import claims, copy, services
 from app.transfers.models import ItemState, TransferItem
+from bench._offices import premium_office
 
 RATIO_LIMIT = 2.0
 MEMORY_LIMIT_MB = 100.0
 DEFAULT_N = 100_000
 SMALL_N = 20_000
 BATCH = 10_000
-PASSWORD = "bench password, not a secret"
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/bench_claim"
 PROTECTED_DATABASES = {"test", "postgres", "template0", "template1"}
 MB = 1024 * 1024
@@ -192,31 +188,22 @@ def build(app: Flask) -> Offices:
     with app.app_context():
         db.drop_all()
         db.create_all()
-        source = Environment(name="Kantoor Noord", office_code="BENCHNOORD", plan=Plan.PREMIUM)
-        target = Environment(name="Kantoor Zuid", office_code="BENCHZUID", plan=Plan.PREMIUM)
-        db.session.add_all([source, target])
-        db.session.flush()
-        source_user = create_user(
-            email="super@noord.example",
-            name="Sanne Noord",
-            role=Role.SUPERUSER,
-            password=PASSWORD,
-            environment_id=source.id,
+        source, source_user, source_connection = premium_office(
+            "Kantoor Noord",
+            "BENCHNOORD",
+            "super@noord.example",
+            "Sanne Noord",
+            Package.EXACT_ONLINE,
+            "Exact Online",
         )
-        target_user = create_user(
-            email="super@zuid.example",
-            name="Sem Zuid",
-            role=Role.SUPERUSER,
-            password=PASSWORD,
-            environment_id=target.id,
+        target, target_user, target_connection = premium_office(
+            "Kantoor Zuid",
+            "BENCHZUID",
+            "super@zuid.example",
+            "Sem Zuid",
+            Package.EXACT_ONLINE,
+            "Exact Online",
         )
-        source_connection = Connection(
-            environment_id=source.id, package=Package.EXACT_ONLINE, name="Exact Online"
-        )
-        target_connection = Connection(
-            environment_id=target.id, package=Package.EXACT_ONLINE, name="Exact Online"
-        )
-        db.session.add_all([source_connection, target_connection])
         db.session.commit()
         offices = Offices(
             app,

@@ -47,13 +47,9 @@ from app import create_app
 from app.admin_settings.models import (
     Administration,
     AdministrationState,
-    Connection,
-    Environment,
     Package,
-    Plan,
 )
-from app.auth.models import Role
-from app.auth.services import create_api_token, create_user
+from app.auth.services import create_api_token
 from app.db import utcnow
 from app.extensions import db
 from app.transfers import domain, services
@@ -65,10 +61,10 @@ from app.transfers.models import (
     TransferRecipient,
     TransferState,
 )
+from bench._offices import PASSWORD, premium_office
 
 LIMIT = 1.5
 SMALL, LARGE = 100, 10_000
-PASSWORD = "bench password, not a secret"
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/bench_overview"
 PROTECTED_DATABASES = {"test", "postgres", "template0", "template1"}
 
@@ -183,28 +179,12 @@ def seed(n: int, url: str, blob_root: str) -> Seeded:
     with app.app_context():
         db.drop_all()
         db.create_all()
-        env_a = Environment(name="Kantoor A", office_code="BENCHA", plan=Plan.PREMIUM)
-        env_b = Environment(name="Kantoor B", office_code="BENCHB", plan=Plan.PREMIUM)
-        db.session.add_all([env_a, env_b])
-        db.session.flush()
-        super_a = create_user(
-            email="super@a.example",
-            name="Super A",
-            role=Role.SUPERUSER,
-            password=PASSWORD,
-            environment_id=env_a.id,
+        env_a, super_a, conn_a = premium_office(
+            "Kantoor A", "BENCHA", "super@a.example", "Super A", Package.EXACT_ONLINE, "Exact"
         )
-        super_b = create_user(
-            email="super@b.example",
-            name="Super B",
-            role=Role.SUPERUSER,
-            password=PASSWORD,
-            environment_id=env_b.id,
+        env_b, super_b, conn_b = premium_office(
+            "Kantoor B", "BENCHB", "super@b.example", "Super B", Package.TWINFIELD, "Twinfield"
         )
-        conn_a = Connection(environment_id=env_a.id, package=Package.EXACT_ONLINE, name="Exact")
-        conn_b = Connection(environment_id=env_b.id, package=Package.TWINFIELD, name="Twinfield")
-        db.session.add_all([conn_a, conn_b])
-        db.session.flush()
         _row, token = create_api_token(super_a, "bench", origin="bench")
 
         now = utcnow()
