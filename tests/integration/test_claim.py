@@ -15,7 +15,7 @@ from decimal import Decimal
 from urllib.parse import urlsplit
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from app.admin_settings.models import (
     Administration,
@@ -42,6 +42,8 @@ from app.transfers.models import (
     TransferItem,
     TransferState,
 )
+from tests.helpers import accept_all as claim_via_service
+from tests.helpers import count, fresh, offer
 from tests.integration.pages import all_field_errors, field_errors, flash_categories, text_of
 
 MIGRATIONS = "/settings/migrations"
@@ -51,18 +53,6 @@ NEUTRAL = claims.NEUTRAL
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def fresh() -> None:
-    """End the test session's transaction (which also expires what it loaded), so the next
-    read sees what requests and other threads committed: on SQLite a transaction keeps
-    reading the snapshot it started with."""
-    db.session.commit()
-
-
-def count(model, *where) -> int:
-    fresh()
-    return db.session.scalar(select(func.count()).select_from(model).where(*where))
 
 
 def speaks_english(*users):
@@ -94,34 +84,6 @@ def offerable(build, connection, *, documents=3, name=None, code=None, uploader=
             decided_at=utcnow(),
         )
     return administration
-
-
-def offer(actor, administrations, recipients=("super@zuid.example",), now=None):
-    transfer, code = services.create_offer(
-        actor,
-        administration_ids=[a.id for a in administrations],
-        recipient_emails=list(recipients),
-        checklist_confirmed=True,
-        accept_terms=True,
-        origin="tests",
-        now=now,
-    )
-    db.session.commit()
-    return transfer, code
-
-
-def claim_via_service(actor, transfer, code, connection, now=None):
-    """Accept every item of ``transfer`` into ``connection``, as the claim form would."""
-    claim = claims.submit_claim(
-        actor,
-        code,
-        [claims.Decision(i.id, "accept", connection.id) for i in transfer.items],
-        accept_terms=True,
-        origin="tests",
-        now=now,
-    )
-    db.session.commit()
-    return claim
 
 
 def decisions_form(code, decisions: dict, accept_terms=True) -> dict:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from app.admin_settings.models import Administration, AdministrationState
 from app.audit import AuditEvent
@@ -20,6 +20,7 @@ from app.extensions import db
 from app.scheduler import run_all_once
 from app.transfers import services
 from app.transfers.models import ItemState, Transfer, TransferState
+from tests.helpers import count, fresh
 from tests.integration.pages import flash_categories, text_of
 
 API = "/api/v1/transfers"
@@ -30,16 +31,6 @@ DAY = timedelta(days=1)
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def fresh() -> None:
-    """End the test session's transaction, so the next read sees what others committed."""
-    db.session.commit()
-
-
-def count(model, *where) -> int:
-    fresh()
-    return db.session.scalar(select(func.count()).select_from(model).where(*where))
 
 
 def offer(build, office, recipients=("super@zuid.example",), now=None, administrations=1):

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from app.admin_settings.models import Administration, Document
 from app.audit import AuditEvent
@@ -21,6 +21,7 @@ from app.email import OutboxMessage
 from app.extensions import db
 from app.transfers import services
 from app.transfers.models import ItemState, Transfer, TransferItem, TransferState
+from tests.helpers import count, fresh, offer
 from tests.integration.pages import flash_categories, text_of
 
 MIGRATIONS = "/settings/migrations"
@@ -57,21 +58,6 @@ def speaks_english(user):
     return user
 
 
-def offer(actor, administrations, recipients=("super@zuid.example",), now=None):
-    """An offer made through the service, committed, as the wizard would."""
-    transfer, code = services.create_offer(
-        actor,
-        administration_ids=[a.id for a in administrations],
-        recipient_emails=list(recipients),
-        checklist_confirmed=True,
-        accept_terms=True,
-        origin="tests",
-        now=now,
-    )
-    db.session.commit()
-    return transfer, code
-
-
 def pass_checklist(client):
     client.get_page(MOVE)
     response = client.post_form(MOVE, CHECKLIST)
@@ -104,17 +90,6 @@ def walk_the_wizard(client, connection, administrations, recipients):
     assert response.status_code == 302, response.get_data(as_text=True)
     assert urlsplit(response.headers["Location"]).path == SUMMARY
     return send(client, recipients)
-
-
-def fresh() -> None:
-    """End the test session's transaction, so the next read sees what requests committed
-    (on SQLite a transaction keeps reading the snapshot it started with)."""
-    db.session.commit()
-
-
-def count(model, *where) -> int:
-    fresh()
-    return db.session.scalar(select(func.count()).select_from(model).where(*where))
 
 
 def administration_states(*administrations) -> list[str]:

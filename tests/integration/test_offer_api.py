@@ -9,7 +9,7 @@ import threading
 from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from app.admin_settings.models import Administration, AdministrationState
 from app.audit import AuditEvent
@@ -17,6 +17,7 @@ from app.email import OutboxMessage
 from app.extensions import db
 from app.transfers import services
 from app.transfers.models import Transfer, TransferItem, TransferRecipient
+from tests.helpers import count, fresh
 
 API = "/api/v1/transfers"
 FORMATTED_CODE = re.compile(r"^[0-9A-HJKMNP-TV-Z]{5}(-[0-9A-HJKMNP-TV-Z]{5}){4}$")
@@ -36,17 +37,6 @@ def good_offer(*administrations, recipients=("super@zuid.example",)) -> dict:
         "checklist_confirmed": True,
         "accept_terms": True,
     }
-
-
-def fresh() -> None:
-    """End the test session's transaction, so the next read sees what requests committed
-    (on SQLite a transaction keeps reading the snapshot it started with)."""
-    db.session.commit()
-
-
-def count(model, *where) -> int:
-    fresh()
-    return db.session.scalar(select(func.count()).select_from(model).where(*where))
 
 
 def nothing_was_created():

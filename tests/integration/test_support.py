@@ -14,7 +14,7 @@ from datetime import timedelta
 from html import unescape
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 
 from app.admin_settings.models import (
     Administration,
@@ -41,6 +41,8 @@ from app.transfers.models import (
     TransferItem,
     TransferState,
 )
+from tests.helpers import accept_all as claim
+from tests.helpers import count, fresh, offer
 from tests.integration.pages import field_errors, flash_categories, text_of
 
 SUPPORT_EMAIL = "support@overdracht.example"
@@ -52,16 +54,6 @@ ACCOUNT_ACTIONS = ("login", "login_failed", "api_token_created", "api_token_revo
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def fresh() -> None:
-    """End the test session's transaction so the next read sees what others committed."""
-    db.session.commit()
-
-
-def count(model, *where) -> int:
-    fresh()
-    return db.session.scalar(select(func.count()).select_from(model).where(*where))
 
 
 @pytest.fixture
@@ -95,34 +87,6 @@ def offerable(build, connection, *, documents=2, name=None, code=None):
             content=f"%PDF-1.4\n% {administration.code} inhoud {n}\n%%EOF\n".encode(),
         )
     return administration
-
-
-def offer(actor, administrations, recipients=("super@zuid.example",), now=None):
-    transfer, code = services.create_offer(
-        actor,
-        administration_ids=[a.id for a in administrations],
-        recipient_emails=list(recipients),
-        checklist_confirmed=True,
-        accept_terms=True,
-        origin="tests",
-        now=now,
-    )
-    db.session.commit()
-    return transfer, code
-
-
-def claim(actor, transfer, code, connection, now=None):
-    """Accept every item of ``transfer`` into ``connection``."""
-    result = claims.submit_claim(
-        actor,
-        code,
-        [Decision(i.id, "accept", connection.id) for i in transfer.items],
-        accept_terms=True,
-        origin="tests",
-        now=now,
-    )
-    db.session.commit()
-    return result
 
 
 def hang(item_id: int, *, minutes_ago: int = 120) -> None:

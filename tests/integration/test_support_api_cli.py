@@ -10,16 +10,18 @@ from datetime import timedelta
 
 import pytest
 from flask_babel import force_locale, gettext
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 
 from app.admin_settings.models import Administration, AdministrationState
 from app.audit import AuditEvent
 from app.db import utcnow
 from app.email import OutboxMessage
 from app.extensions import db
-from app.transfers import claims, domain, services
+from app.transfers import domain, services
 from app.transfers.copy import copy_waiting
 from app.transfers.models import ItemState, Transfer, TransferItem, TransferState
+from tests.helpers import accept_all as claim
+from tests.helpers import count, fresh, offer
 
 API = "/api/v1/support/transfers"
 SUPPORT_EMAIL = "support@overdracht.example"
@@ -27,40 +29,6 @@ ACCOUNT_ACTIONS = ("login", "login_failed", "api_token_created", "api_token_revo
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def fresh() -> None:
-    db.session.commit()
-
-
-def count(model, *where) -> int:
-    fresh()
-    return db.session.scalar(select(func.count()).select_from(model).where(*where))
-
-
-def offer(actor, administrations, recipients=("super@zuid.example",), now=None):
-    transfer, code = services.create_offer(
-        actor,
-        administration_ids=[a.id for a in administrations],
-        recipient_emails=list(recipients),
-        checklist_confirmed=True,
-        accept_terms=True,
-        origin="tests",
-        now=now,
-    )
-    db.session.commit()
-    return transfer, code
-
-
-def claim(actor, transfer, code, connection):
-    claims.submit_claim(
-        actor,
-        code,
-        [claims.Decision(i.id, "accept", connection.id) for i in transfer.items],
-        accept_terms=True,
-        origin="tests",
-    )
-    db.session.commit()
 
 
 def offerable(build, connection, *, documents=2, name=None):
