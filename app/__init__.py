@@ -53,8 +53,8 @@ def register_security_headers(app: Flask) -> None:
 
 def register_extensions(app: Flask) -> None:
     from app.auth.models import User
-    from app.email import register_relay_after_request
     from app.extensions import api, babel, csrf, db, limiter, login_manager, mail, migrate
+    from app.outbox import register_secrets
     from app.progress import init_progress
     from app.storage import init_storage
 
@@ -69,10 +69,9 @@ def register_extensions(app: Flask) -> None:
     )
     api.init_app(app)
     mail.init_app(app)
-    register_relay_after_request(app)
-    from app.transfers.emails import secrets_for
+    from app.transfers.notifications import secrets_for
 
-    app.extensions["outbox_secrets"] = secrets_for
+    register_secrets(app, "transfer", secrets_for)
     init_storage(app)
     init_progress(app)
 
@@ -112,6 +111,7 @@ def register_blueprints(app: Flask) -> None:
     from app.support.views import bp as support_bp
     from app.transfers.api import blp as transfers_api
     from app.transfers.api import claims_blp as claims_api
+    from app.transfers.api import preflight_blp as preflight_api
     from app.transfers.views import bp as transfers_bp
 
     app.register_blueprint(auth_bp)
@@ -125,7 +125,14 @@ def register_blueprints(app: Flask) -> None:
 
     # The API authenticates by bearer token only (never the session cookie), so it
     # cannot be driven cross-site and needs no CSRF token.
-    for blp in (auth_api, administrations_api, transfers_api, claims_api, support_api):
+    for blp in (
+        auth_api,
+        administrations_api,
+        preflight_api,
+        transfers_api,
+        claims_api,
+        support_api,
+    ):
         csrf.exempt(blp)
         api.register_blueprint(blp, url_prefix="/api/v1" + (blp.url_prefix or ""))
 

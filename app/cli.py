@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from contextlib import contextmanager
 
 import click
 from flask import Flask
@@ -121,19 +122,10 @@ def transfers_list(stuck: bool, state: str | None, limit: int) -> None:
 @click.option("--reason", required=True, help="Why; both offices receive it.")
 def transfers_revoke(transfer_id: int, reason: str) -> None:
     """Revoke transfer TRANSFER_ID."""
-    from werkzeug.exceptions import NotFound
-
-    from app.errors import ServiceError
     from app.support import services
 
-    try:
+    with _cli_unit_of_work(transfer_id):
         services.revoke(None, transfer_id, reason, origin=_cli_origin())
-    except NotFound:
-        raise click.ClickException(f"No transfer #{transfer_id}.") from None
-    except ServiceError as error:
-        db.session.rollback()
-        raise click.ClickException(error.translated()) from None
-    db.session.commit()
     click.echo(f"Transfer #{transfer_id} revoked.")
 
 
@@ -141,20 +133,26 @@ def transfers_revoke(transfer_id: int, reason: str) -> None:
 @click.argument("transfer_id", type=int)
 def transfers_retry(transfer_id: int) -> None:
     """Queue the failed copies of transfer TRANSFER_ID again."""
-    from werkzeug.exceptions import NotFound
-
-    from app.errors import ServiceError
     from app.support import services
 
-    try:
+    with _cli_unit_of_work(transfer_id):
         n = services.retry(None, transfer_id, origin=_cli_origin())
-    except NotFound:
-        raise click.ClickException(f"No transfer #{transfer_id}.") from None
-    except ServiceError as error:
-        db.session.rollback()
-        raise click.ClickException(error.translated()) from None
-    db.session.commit()
     click.echo(f"{n} failed copy(ies) of transfer #{transfer_id} queued again.")
+
+
+@contextmanager
+def _cli_unit_of_work(transfer_id: int):
+    """The command's unit of work; a refusal becomes the command's error message."""
+    from app.errors import ServiceError
+    from app.web import unit_of_work
+
+    try:
+        with unit_of_work():
+            yield
+    except ServiceError as error:
+        if error.status == 404:
+            raise click.ClickException(f"No transfer #{transfer_id}.") from None
+        raise click.ClickException(error.translated()) from None
 
 
 def register(app: Flask) -> None:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import DateTime, MetaData, event
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.types import TypeDecorator
 
 # Stable constraint names so Alembic migrations are the same on SQLite and PostgreSQL.
@@ -78,17 +78,38 @@ def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
     cursor.close()
 
 
+@event.listens_for(Session, "after_flush")
+def _note_write(session, flush_context) -> None:
+    session.info["wrote"] = True
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _note_statement_write(state) -> None:
+    if state.is_insert or state.is_update or state.is_delete:
+        state.session.info["wrote"] = True
+
+
+@event.listens_for(Session, "after_commit")
+@event.listens_for(Session, "after_rollback")
+def _forget_write(session) -> None:
+    session.info.pop("wrote", None)
+
+
 def begin_write(session) -> None:
-    """Start ``session``'s next unit of work as a write transaction.
+    """Start ``session``'s unit of work as a write transaction.
 
     On SQLite that takes the write lock at once, so the unit's reads and writes see
     one state; on PostgreSQL it is an ordinary transaction, where conditional UPDATEs
-    and row locks keep writers apart. Anything the session holds uncommitted is
-    committed first, so call this before the unit of work starts changing things.
+    and row locks keep writers apart. It never commits: a transaction that has only
+    read is ended (its snapshot is dropped), and one that has written already is a
+    programming error (``RuntimeError``), since taking the lock now could not make
+    what it did before consistent.
     """
     session = session() if callable(session) else session  # a scoped_session's session
     if session.in_transaction():
-        session.commit()
+        if session.info.get("wrote") or session.new or session.dirty or session.deleted:
+            raise RuntimeError("begin_write() inside a unit of work that has already written")
+        session.rollback()
     connection = session.connection()
     if connection.dialect.name == "sqlite":
         connection.exec_driver_sql("BEGIN IMMEDIATE")

@@ -440,7 +440,7 @@ def seed_demo(*, reset: bool = False, echo: Callable[[str], object] = print) -> 
                 spec=admin_spec,
                 uploaders=uploaders,
                 deciders=deciders,
-                put=store.put,
+                put=store.put_bytes,
             )
             db.session.execute(insert(Document), rows)
             totals["administrations"] += 1
@@ -466,7 +466,7 @@ def seed_demo(*, reset: bool = False, echo: Callable[[str], object] = print) -> 
 
 def _seed_transfers(users: dict[str, User]) -> None:
     """A stuck and a failed transfer from Noord to Zuid (see the module docstring)."""
-    from app.transfers import claims, services
+    from app.transfers import claims, offers
     from app.transfers.models import ItemState, TransferItem
 
     db.session.commit()  # the claim service begins write transactions of its own
@@ -482,7 +482,7 @@ def _seed_transfers(users: dict[str, User]) -> None:
                 Administration.code == code,
             )
         ).one()
-        transfer, transfer_code = services.create_offer(
+        transfer, transfer_code = offers.create_offer(
             noord,
             administration_ids=[administration.id],
             recipient_emails=[zuid.email],
@@ -502,7 +502,11 @@ def _seed_transfers(users: dict[str, User]) -> None:
         )
         db.session.commit()
         if stuck:  # a worker that took the copy two hours ago and hangs
-            values = {"attempts": 1, "lease_until": now + timedelta(days=1)}
+            values = {
+                "attempts": 1,
+                "lease_owner": "demo-worker:0:hung",
+                "lease_until": now + timedelta(days=1),
+            }
         else:
             values = {
                 "attempts": 5,

@@ -10,8 +10,8 @@ from flask import Blueprint, render_template
 from sqlalchemy import select
 from werkzeug.exceptions import NotFound
 
-from app.email import OutboxMessage, filled_in
 from app.extensions import db
+from app.outbox import OutboxMessage, filled_in
 
 bp = Blueprint("dev", __name__, url_prefix="/dev")
 

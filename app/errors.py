@@ -19,31 +19,69 @@ def N_(message: str) -> str:
 
 
 class ServiceError(Exception):
-    """Bad input a service refuses, tied to the field it concerns.
+    """What a service refuses, tied to the field it concerns; views and the API show it.
 
-    ``message`` is an untranslated msgid; views and the API translate it, so
-    ``params`` fill its placeholders after translation.
+    ``message`` is an untranslated msgid; it is translated where it is shown, and
+    ``params`` fill its placeholders after translation. Subclasses say which kind of
+    refusal it is, and ``status`` is the one HTTP status pages and the API give it.
+    A plain ``ServiceError`` is bad input (422).
     """
 
-    def __init__(self, field: str, message: str, **params) -> None:
+    status = 422
+
+    def __init__(self, field: str = "", message: str = "", **params) -> None:
         super().__init__(message % params if params else message)
         self.field = field
         self.message = message
         self.params = params
 
     def translated(self) -> str:
-        return _(self.message, **self.params)
+        return _(self.message, **self.params) if self.message else ""
 
-
-class ValidationFailed(Exception):
-    """Several pieces of bad input at once; each a ``ServiceError`` for its field."""
-
-    def __init__(self, errors: list[ServiceError]) -> None:
-        super().__init__("; ".join(str(e) for e in errors))
-        self.errors = errors
+    @property
+    def for_the_form(self) -> bool:
+        """Shown beside the input (bad input, a state that changed); a 404 or 403 is
+        never a form error: it passes to the error handler."""
+        return self.status not in (403, 404)
 
     def by_field(self) -> dict[str, list[str]]:
         """Translated messages per field, as forms and the API show them."""
+        return {self.field: [self.translated()]} if self.message else {}
+
+
+# The typed errors services raise; each maps to one status in ``handle_service_error``.
+Invalid = ServiceError  # bad input: 422 with field errors
+
+
+class NotFoundError(ServiceError):
+    """Nothing to see: missing, or another tenant's (the two are never told apart)."""
+
+    status = 404
+
+
+class NotAllowed(ServiceError):
+    """The actor's role may not do this."""
+
+    status = 403
+
+
+class Conflict(ServiceError):
+    """The object's state no longer allows this (withdrawn, already claimed, …)."""
+
+    status = 409
+
+
+class ValidationFailed(ServiceError):
+    """Several pieces of bad input at once; each a ``ServiceError`` for its field."""
+
+    def __init__(self, errors: list[ServiceError]) -> None:
+        Exception.__init__(self, "; ".join(str(e) for e in errors))
+        self.errors = errors
+        self.field = errors[0].field if errors else ""
+        self.message = errors[0].message if errors else ""
+        self.params = errors[0].params if errors else {}
+
+    def by_field(self) -> dict[str, list[str]]:
         fields: dict[str, list[str]] = {}
         for error in self.errors:
             fields.setdefault(error.field, []).append(error.translated())
@@ -74,6 +112,7 @@ def _messages() -> dict[int, str]:
         403: _("You do not have permission to do this."),
         404: _("This page does not exist, or it is not yours to see."),
         405: _("This action is not possible here."),
+        409: _("This is no longer possible in the current state."),
         413: _("The file is too large."),
         422: _("Some of the input is not valid."),
         429: _("Too many attempts. Wait a moment and try again."),
@@ -88,6 +127,7 @@ def _titles() -> dict[int, str]:
         403: _("Not allowed"),
         404: _("Not found"),
         405: _("Not possible"),
+        409: _("No longer possible"),
         413: _("Too large"),
         422: _("Invalid input"),
         429: _("Too many attempts"),
@@ -135,5 +175,24 @@ def _upload_limit_mb() -> str:
     return f"{current_app.config['MAX_UPLOAD_BYTES'] / (1024 * 1024):g}"
 
 
+def handle_service_error(error: ServiceError):
+    """A typed service error that no view turned into a form error: one status and one
+    shape for pages and the API alike. The unit of work has rolled back by now."""
+    code = error.status
+    message = error.translated() or _messages().get(code) or _("Something went wrong.")
+    if isinstance(error, ValidationFailed):  # the fields say what is wrong
+        message = _messages()[422]
+    if wants_json():
+        status = {404: "Not Found", 403: "Forbidden", 409: "Conflict"}.get(
+            code, "Unprocessable Entity"
+        )
+        return error_body(code, status, message, error.by_field() or None), code
+    title = _titles().get(code) or _("Error")
+    if code == 404:  # a foreign object reads exactly like a missing one
+        message = _messages()[404]
+    return render_template("errors/error.html", code=code, title=title, message=message), code
+
+
 def register_errorhandlers(app: Flask) -> None:
     app.register_error_handler(HTTPException, handle_http_exception)
+    app.register_error_handler(ServiceError, handle_service_error)

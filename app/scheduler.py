@@ -36,7 +36,7 @@ def run_in_app(app: Flask, job: Callable[[], int], name: str) -> Callable[[], No
 
 def jobs() -> list[tuple[str, Callable[[], int], str]]:
     """(name, function, interval setting) of every scheduled job."""
-    from app.email import relay_outbox
+    from app.outbox import relay_outbox
     from app.transfers.jobs import copy_claimed, remind_expiring, sweep_expired
 
     return [

@@ -4,9 +4,9 @@ Goal (per database, SQLite and PostgreSQL): the claim's copy takes at most 2x th
 and its peak memory grows by at most 100 MB whatever the number of documents.
 
 The floor is the least any copy can cost: ONE ``INSERT … SELECT`` that copies the same
-document rows (the columns ``app.transfers.copy`` writes) in one committed transaction.
-The claim is the real thing: ``app.transfers.copy.copy_item`` on an item offered with
-``services.create_offer`` and accepted with ``claims.submit_claim``: its lease, the new
+document rows (the columns ``app.transfers.copying`` writes) in one committed transaction.
+The claim is the real thing: ``app.transfers.copying.copy_item`` on an item offered with
+``offers.create_offer`` and accepted with ``claims.submit_claim``: its lease, the new
 administration, provenance, the chunked document copy with progress reports, the item's
 and the transfer's new states, audit events and mails, all committed. Every measurement
 copies a fresh source administration of the same size, alternating floor and claim, and
@@ -67,7 +67,8 @@ from app.admin_settings.models import (
 from app.auth.models import User
 from app.db import begin_write, utcnow
 from app.extensions import db
-from app.transfers import claims, copy, services
+from app.transfers import claims, offers
+from app.transfers import copying as copy
 from app.transfers.models import ItemState, TransferItem
 from bench._offices import premium_office
 
@@ -471,7 +472,7 @@ def floor(offices: Offices, source_id: int, n: int) -> float:
 def offer_and_claim(offices: Offices, source_id: int) -> int:
     """Offer one administration from Noord to Zuid's superuser and accept it: the item id."""
     source_user = db.session.get(User, offices.source_user_id)
-    _transfer, code = services.create_offer(
+    _transfer, code = offers.create_offer(
         source_user,
         administration_ids=[source_id],
         recipient_emails=["super@zuid.example"],

@@ -52,7 +52,7 @@ from app.admin_settings.models import (
 from app.auth.services import create_api_token
 from app.db import utcnow
 from app.extensions import db
-from app.transfers import domain, services
+from app.transfers import codes, domain
 from app.transfers.models import (
     ItemState,
     Transfer,
@@ -227,7 +227,7 @@ def seed(n: int, url: str, blob_root: str) -> Seeded:
             created = created_at(i)
             if number < 3:
                 # A few real codes (and their digests) to search for.
-                nonce, normalised, digest = services._new_code()
+                nonce, normalised, digest = codes.new_code()
                 if not outgoing and number == 0:
                     searched_code = domain.format_code(normalised)
             else:

@@ -48,6 +48,16 @@ class Config:
     MAX_CONTENT_LENGTH = MAX_UPLOAD_BYTES + 64 * 1024
     BLOB_ROOT = os.environ.get("BLOB_ROOT", str(INSTANCE_DIR / "blobs"))
     PROGRESS_ROOT = os.environ.get("PROGRESS_ROOT", str(INSTANCE_DIR / "progress"))
+    # Blob storage: "local" (a folder, BLOB_ROOT) or "s3" (any S3-compatible object store:
+    # AWS S3, MinIO, Ceph's gateway). Credentials come from the standard AWS variables
+    # (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION) or an instance role.
+    BLOB_STORE = os.environ.get("BLOB_STORE", "local")
+    S3_BUCKET = os.environ.get("S3_BUCKET")
+    S3_ENDPOINT_URL = os.environ.get("S3_ENDPOINT_URL") or None  # empty: AWS itself
+    S3_PRESIGN_SECONDS = _env_int("S3_PRESIGN_SECONDS", 60)  # lifetime of a download link
+    # Progress of long work: "file" (PROGRESS_ROOT, one machine) or "redis" (REDIS_URL).
+    PROGRESS_STORE = os.environ.get("PROGRESS_STORE", "file")
+    REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     DOCUMENTS_PER_PAGE = 50
     PASSWORD_HASH_METHOD = "scrypt"
     DEMO_PASSWORD: str | None = None
@@ -60,7 +70,10 @@ class Config:
     TRANSFER_FEE_PER_ADMINISTRATION = os.environ.get("TRANSFER_FEE_PER_ADMINISTRATION", "25.00")
     TRANSFER_FEE_CURRENCY = "EUR"
     COPY_CHUNK_DOCUMENTS = 5000  # documents per INSERT … SELECT; progress is told per chunk
-    COPY_LEASE_SECONDS = 600  # a copy whose worker died is taken up again after this
+    # A worker holds a copy with a lease that a heartbeat renews; when the worker dies or
+    # hangs, the heartbeat stops and another worker takes the copy over once it lapses.
+    COPY_LEASE_SECONDS = _env_int("COPY_LEASE_SECONDS", 90)
+    COPY_HEARTBEAT_SECONDS = _env_int("COPY_HEARTBEAT_SECONDS", 20)
     COPY_MAX_ATTEMPTS = 5  # then the item is failed and waits for support
     SUPPORT_STUCK_AFTER_MINUTES = _env_int("SUPPORT_STUCK_AFTER_MINUTES", 30)
     # Failed code entries per hour, per user and per environment (NIST SP 800-63B).
@@ -87,7 +100,7 @@ class Config:
     # Scheduler intervals (seconds).
     SCHEDULER_RELAY_SECONDS = 10
     SCHEDULER_SWEEP_SECONDS = 60
-    SCHEDULER_COPY_SECONDS = 2
+    SCHEDULER_COPY_SECONDS = _env_int("SCHEDULER_COPY_SECONDS", 2)
 
     # Login throttling (Flask-Limiter).
     RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from app.extensions import db
-from app.transfers import claims, services
+from app.transfers import claims, offers
 
 
 def fresh() -> None:
@@ -22,7 +22,7 @@ def count(model, *where) -> int:
 
 def offer(actor, administrations, recipients=("super@zuid.example",), now=None):
     """An offer made through the service, committed, as the wizard would."""
-    transfer, code = services.create_offer(
+    transfer, code = offers.create_offer(
         actor,
         administration_ids=[a.id for a in administrations],
         recipient_emails=list(recipients),

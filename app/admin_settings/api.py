@@ -12,7 +12,6 @@ from app.admin_settings.schemas import (
     DocumentQuerySchema,
 )
 from app.auth.api import api_user, authenticate_bearer
-from app.transfers.schemas import PreflightSchema
 
 blp = Blueprint(
     "administrations_api",
@@ -46,12 +45,3 @@ def list_documents(query: dict, administration_id: int):
     return services.list_documents(
         api_user(), administration_id, status=status, page=query["page"], per_page=query["per_page"]
     )
-
-
-@blp.route("/<int:administration_id>/preflight")
-@blp.response(200, PreflightSchema)
-def preflight(administration_id: int):
-    """Checklist points 2–4 for one administration: can it be offered, and if not, why."""
-    from app.transfers.services import preflight_administration
-
-    return preflight_administration(api_user(), administration_id)

@@ -262,3 +262,40 @@ class AuthorizationStep(TenantMixin, db.Model):
 
     flow: Mapped[AuthorizationFlow] = relationship(back_populates="steps")
     authorizer: Mapped[User] = relationship()
+
+
+class ProvenanceOrigin(enum.StrEnum):
+    TRANSFER = "transfer"  # claimed with a transfer code from another environment
+    MIGRATION_FILE = "migration_file"  # imported from a migration file
+
+
+class Provenance(db.Model):
+    """Where a landed administration came from, written by ``landing`` as it lands.
+
+    One per administration, and one per transfer item (and, next, per import item):
+    the database's own guard that an administration never lands twice.
+    """
+
+    __tablename__ = "provenance"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    administration_id: Mapped[int] = mapped_column(
+        ForeignKey("administrations.id", ondelete="CASCADE"), unique=True
+    )
+    origin: Mapped[ProvenanceOrigin] = mapped_column(
+        _enum(ProvenanceOrigin), default=ProvenanceOrigin.TRANSFER
+    )
+    transfer_item_id: Mapped[int | None] = mapped_column(
+        ForeignKey("transfer_items.id", ondelete="CASCADE"), unique=True
+    )
+    transfer_id: Mapped[int | None] = mapped_column(ForeignKey("transfers.id", ondelete="CASCADE"))
+    source_environment_id: Mapped[int | None] = mapped_column(
+        ForeignKey("environments.id", ondelete="SET NULL")
+    )
+    # The office it came from, as text: it outlives that environment, and a migration
+    # file's source office has no environment here at all.
+    source_environment_name: Mapped[str] = mapped_column(String(200))
+    source_administration_id: Mapped[int | None] = mapped_column(
+        ForeignKey("administrations.id", ondelete="SET NULL")
+    )
+    migrated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

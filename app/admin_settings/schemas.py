@@ -1,10 +1,17 @@
 from marshmallow import Schema, fields, validate
 
-from app.admin_settings.models import DocumentStatus
+from app.admin_settings.domain import BlockerKind
+from app.admin_settings.models import (
+    AdministrationState,
+    DocumentKind,
+    DocumentStatus,
+    Package,
+)
+from app.schemas import page_schema
 
 
 class BlockerSchema(Schema):
-    kind = fields.Function(lambda b: b.kind.value)
+    kind = fields.Enum(BlockerKind, by_value=True)
     count = fields.Integer()
 
 
@@ -23,9 +30,11 @@ class AdministrationSchema(Schema):
     code = fields.String(attribute="administration.code")
     contact_email = fields.String(attribute="administration.contact_email")
     inbound_email = fields.String(attribute="administration.inbound_email")
-    state = fields.Function(lambda row: row.administration.state.value)
+    state = fields.Enum(AdministrationState, by_value=True, attribute="administration.state")
     connection_id = fields.Integer(attribute="administration.connection_id")
-    accounting_system = fields.Function(lambda row: row.administration.connection.package.value)
+    accounting_system = fields.Enum(
+        Package, by_value=True, attribute="administration.connection.package"
+    )
     documents = fields.Nested(DocumentCountsSchema, attribute="facts")
     active_workflows = fields.Integer(attribute="facts.active_workflows")
     authorizers_in_flows = fields.Integer(attribute="facts.authorizer_steps")
@@ -39,12 +48,12 @@ class DocumentSchema(Schema):
     content_type = fields.String()
     size = fields.Integer()
     content_hash = fields.String(attribute="blob_key")
-    kind = fields.Function(lambda d: d.kind.value)
+    kind = fields.Enum(DocumentKind, by_value=True)
     counterparty = fields.String(allow_none=True)
     amount = fields.Decimal(as_string=True, allow_none=True)
     currency = fields.String()
     invoice_date = fields.Date(allow_none=True)
-    status = fields.Function(lambda d: d.status.value)
+    status = fields.Enum(DocumentStatus, by_value=True)
     booked_year = fields.Integer(allow_none=True)
     booked_period = fields.Integer(allow_none=True)
     uploaded_by = fields.String(attribute="uploaded_by_name", allow_none=True)
@@ -59,11 +68,4 @@ class DocumentQuerySchema(Schema):
     per_page = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
 
 
-class DocumentPageSchema(Schema):
-    items = fields.List(
-        fields.Nested(DocumentSchema),
-    )
-    page = fields.Integer()
-    per_page = fields.Integer()
-    total = fields.Integer()
-    pages = fields.Integer()
+DocumentPageSchema = page_schema(DocumentSchema, "DocumentPage")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
@@ -12,23 +10,9 @@ from app.auth import services
 from app.auth.forms import ApiTokenForm, LanguageForm, LoginForm
 from app.errors import ServiceError
 from app.extensions import db, limiter
+from app.web import origin, safe_next
 
 bp = Blueprint("auth", __name__)
-
-
-def origin() -> str:
-    """Where a request came from, for the audit trail."""
-    return f"web {request.remote_addr or '-'}"
-
-
-def safe_next(target: str | None) -> str | None:
-    """Only same-site relative paths may be redirected to after login."""
-    if not target:
-        return None
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
-        return None
-    return target
 
 
 def home_for(user) -> str:

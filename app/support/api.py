@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from flask_smorest import Blueprint, abort
+from flask_smorest import Blueprint
 
 from app.auth.api import api_user, authenticate_bearer
-from app.errors import ServiceError
-from app.extensions import db
 from app.support import services
 from app.support.schemas import (
     RevokeSchema,
@@ -14,6 +12,8 @@ from app.support.schemas import (
     SupportQuerySchema,
     SupportTransferSchema,
 )
+from app.transfers.access import require_support
+from app.web import unit_of_work
 
 blp = Blueprint(
     "support_api",
@@ -26,7 +26,7 @@ blp.before_request(authenticate_bearer)
 
 @blp.before_request
 def _support_only():
-    services.require_support(api_user())
+    require_support(api_user())
 
 
 @blp.route("/transfers")
@@ -59,13 +59,8 @@ def get_transfer(transfer_id: int):
 def revoke(data: dict, transfer_id: int):
     """End the transfer with a reason both offices receive; 409 when it already ended."""
     actor = api_user()
-    try:
+    with unit_of_work():
         services.revoke(actor, transfer_id, data["reason"], origin="api")
-    except ServiceError as error:
-        db.session.rollback()
-        status = 422 if error.field == "reason" else 409
-        abort(status, message=error.translated(), errors={error.field: [error.translated()]})
-    db.session.commit()
     return services.get_transfer(actor, transfer_id)
 
 
@@ -74,10 +69,6 @@ def revoke(data: dict, transfer_id: int):
 def retry(transfer_id: int):
     """Copy the failed items again; 409 when nothing has failed."""
     actor = api_user()
-    try:
+    with unit_of_work():
         services.retry(actor, transfer_id, origin="api")
-    except ServiceError as error:
-        db.session.rollback()
-        abort(409, message=error.translated(), errors={error.field: [error.translated()]})
-    db.session.commit()
     return services.get_transfer(actor, transfer_id)

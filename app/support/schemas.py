@@ -1,6 +1,8 @@
 from marshmallow import Schema, fields, validate
 
+from app.schemas import page_schema
 from app.support.services import FILTER_STATES
+from app.transfers.domain import ItemState
 
 
 class SupportQuerySchema(Schema):
@@ -23,7 +25,7 @@ class SupportItemSchema(Schema):
     administration_name = fields.String()
     administration_code = fields.String()
     accounting_system = fields.String(attribute="package")
-    state = fields.Function(lambda item: item.state.value)
+    state = fields.Enum(ItemState, by_value=True)
     attempts = fields.Integer()
     last_error = fields.String(allow_none=True)
     documents_copied = fields.Integer(allow_none=True)
@@ -48,9 +50,4 @@ class SupportTransferSchema(Schema):
     items = fields.List(fields.Nested(SupportItemSchema), attribute="transfer.items")
 
 
-class SupportPageSchema(Schema):
-    items = fields.List(fields.Nested(SupportTransferSchema))
-    page = fields.Integer()
-    per_page = fields.Integer()
-    total = fields.Integer()
-    pages = fields.Integer()
+SupportPageSchema = page_schema(SupportTransferSchema, "SupportPage")

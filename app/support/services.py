@@ -12,11 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.orm import aliased
-from werkzeug.exceptions import NotFound
 
-from app import audit
 from app.admin_settings.models import (
     Administration,
     AuthorizationFlow,
@@ -28,17 +26,15 @@ from app.admin_settings.models import (
 )
 from app.admin_settings.services import facts_for
 from app.audit import AuditEvent
-from app.auth.domain import Permission, has_permission
 from app.auth.models import User
 from app.db import begin_write, utcnow
-from app.email import OutboxMessage
-from app.errors import N_, ServiceError
+from app.errors import N_, NotFoundError, ServiceError
 from app.extensions import db
+from app.outbox import OutboxMessage
 from app.paging import Page
-from app.transfers import domain, emails
-from app.transfers.claims import item_reconciliation
+from app.transfers import access, domain, lifecycle
+from app.transfers.access import Side, require_support
 from app.transfers.models import (
-    OPEN_ITEM_STATES,
     Claim,
     ItemState,
     Transfer,
@@ -46,13 +42,7 @@ from app.transfers.models import (
     TransferRecipient,
     TransferState,
 )
-from app.transfers.services import release_administrations
-
-
-def require_support(actor: User | None) -> None:
-    """Support pages and actions do not exist for anyone else (``None``: the CLI)."""
-    if actor is not None and not has_permission(actor.role, Permission.SUPPORT_CONSOLE):
-        raise NotFound()
+from app.transfers.reports import item_reconciliation
 
 
 @dataclass(frozen=True)
@@ -122,11 +112,7 @@ def _stuck_condition(now: datetime):
         item.updated_at < now - timedelta(minutes=minutes),
     )
     failed = exists().where(item.transfer_id == Transfer.id, item.state == ItemState.FAILED)
-    expired_unswept = and_(
-        Transfer.state == TransferState.OFFERED,
-        Transfer.target_environment_id.is_(None),
-        Transfer.expires_at <= now,
-    )
+    expired_unswept = Transfer.is_dead_unswept(now)
     gained_blocker = exists().where(
         item.transfer_id == Transfer.id,
         item.state == ItemState.OFFERED,
@@ -146,11 +132,7 @@ def stuck_reasons(transfer: Transfer, now: datetime) -> list[Reason]:
     """Why support should look at this transfer; empty when nothing is wrong."""
     minutes = current_app.config["SUPPORT_STUCK_AFTER_MINUTES"]
     reasons: list[Reason] = []
-    if (
-        transfer.state is TransferState.OFFERED
-        and transfer.target_environment_id is None
-        and transfer.expires_at <= now
-    ):
+    if transfer.is_dead_unswept(now):
         reasons.append(Reason("expired_unswept", {}))
     offered = [i for i in transfer.items if i.state is ItemState.OFFERED]
     facts = facts_for(i.administration_id for i in offered)
@@ -182,7 +164,7 @@ class SupportRow:
 
 
 def display_state(transfer: Transfer, now: datetime) -> str:
-    claimed = transfer.target_environment_id is not None
+    claimed = transfer.is_claimed
     state = domain.effective_state(transfer.state, transfer.expires_at, now, claimed=claimed)
     if state is TransferState.OFFERED and claimed:
         return "claiming"
@@ -193,15 +175,13 @@ FILTER_STATES = ("offered", "claiming", "completed", "withdrawn", "expired", "re
 
 
 def _state_filter(state: str, now: datetime):
-    unclaimed = Transfer.target_environment_id.is_(None)
-    dead = and_(Transfer.state == TransferState.OFFERED, unclaimed, Transfer.expires_at <= now)
     item = aliased(TransferItem)
     if state == "offered":
-        return and_(Transfer.state == TransferState.OFFERED, unclaimed, ~dead)
+        return Transfer.is_live(now)
     if state == "claiming":
-        return and_(Transfer.state == TransferState.OFFERED, ~unclaimed)
+        return and_(Transfer.is_open, Transfer.is_claimed)
     if state == "expired":
-        return or_(Transfer.state == TransferState.EXPIRED, dead)
+        return or_(Transfer.state == TransferState.EXPIRED, Transfer.is_dead_unswept(now))
     if state == "failed":
         return exists().where(item.transfer_id == Transfer.id, item.state == ItemState.FAILED)
     return Transfer.state == TransferState(state)
@@ -302,7 +282,7 @@ def get_transfer(
     now = now or utcnow()
     transfer = db.session.get(Transfer, transfer_id)
     if transfer is None:
-        raise NotFound()
+        raise NotFoundError()
     claim = db.session.scalars(select(Claim).where(Claim.transfer_id == transfer.id)).one_or_none()
     return SupportRow(transfer, display_state(transfer, now), stuck_reasons(transfer, now), claim)
 
@@ -313,89 +293,23 @@ def get_transfer(
 def revoke(
     actor: User | None, transfer_id: int, reason: str, *, origin: str, now: datetime | None = None
 ) -> Transfer:
-    """End a transfer for good: open items revoked, source administrations active again,
-    both sides told why. A copy running at the same moment either finishes first (its
-    administration stays migrated) or loses: its final conditional UPDATE finds the
-    item revoked and its whole transaction rolls back, so no partial copy remains."""
+    """End a transfer for good with a reason both sides receive (``lifecycle.revoke``)."""
     require_support(actor)
-    now = now or utcnow()
     reason = (reason or "").strip()
     if len(reason) < 5:
         raise ServiceError("reason", N_("Give the reason for revoking (at least 5 characters)."))
     begin_write(db.session)
-    transfer = db.session.get(Transfer, transfer_id)
-    if transfer is None:
-        raise NotFound()
-    won = db.session.execute(
-        update(Transfer)
-        .where(Transfer.id == transfer.id, Transfer.state == TransferState.OFFERED)
-        .values(state=TransferState.REVOKED, ended_at=now, ended_by_id=actor.id if actor else None)
-        .execution_options(synchronize_session=False)
-    )
-    if won.rowcount != 1:
-        raise ServiceError("transfer", N_("This transfer has already ended and cannot be revoked."))
-    open_items = select(TransferItem.id).where(
-        TransferItem.transfer_id == transfer.id, TransferItem.state.in_(OPEN_ITEM_STATES)
-    )
-    revoked_ids = list(db.session.scalars(open_items))
-    release_administrations(
-        select(TransferItem.administration_id).where(TransferItem.id.in_(revoked_ids))
-    )
-    db.session.execute(
-        update(TransferItem)
-        .where(TransferItem.id.in_(revoked_ids), TransferItem.state.in_(OPEN_ITEM_STATES))
-        .values(state=ItemState.REVOKED, lease_until=None, updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    db.session.flush()
-    db.session.expire_all()
-    audit.record(
-        "transfer_revoked",
-        actor=actor,
-        object_type="transfer",
-        object_id=transfer.id,
-        environment_id=transfer.source_environment_id,
-        origin=origin,
-        details={"reason": reason, "revoked_item_ids": revoked_ids},
-    )
-    emails.transfer_revoked(transfer, reason)
+    transfer, _side = access.transfer_for(actor, transfer_id, sides=(Side.SUPPORT,))
+    lifecycle.revoke(actor, transfer, reason, origin=origin, now=now or utcnow())
     return transfer
 
 
 def retry(actor: User | None, transfer_id: int, *, origin: str, now: datetime | None = None) -> int:
     """Queue the failed items of a transfer for another copy; returns how many."""
     require_support(actor)
-    now = now or utcnow()
     begin_write(db.session)
-    transfer = db.session.get(Transfer, transfer_id)
-    if transfer is None:
-        raise NotFound()
-    failed = [i.id for i in transfer.items if i.state is ItemState.FAILED]
-    if not failed or transfer.state is not TransferState.OFFERED:
-        raise ServiceError("transfer", N_("Nothing to retry: this transfer has no failed copy."))
-    result = db.session.execute(
-        update(TransferItem)
-        .where(TransferItem.id.in_(failed), TransferItem.state == ItemState.FAILED)
-        .values(
-            state=ItemState.CLAIMING,
-            attempts=0,
-            lease_until=None,
-            last_error=None,
-            updated_at=now,
-        )
-        .execution_options(synchronize_session=False)
-    )
-    db.session.expire_all()
-    audit.record(
-        "copy_retried",
-        actor=actor,
-        object_type="transfer",
-        object_id=transfer_id,
-        environment_id=transfer.source_environment_id,
-        origin=origin,
-        details={"item_ids": failed},
-    )
-    return result.rowcount
+    transfer, _side = access.transfer_for(actor, transfer_id, sides=(Side.SUPPORT,))
+    return lifecycle.retry(actor, transfer, origin=origin, now=now or utcnow())
 
 
 # --- audit trail and evidence ------------------------------------------------------------------
@@ -403,7 +317,9 @@ def retry(actor: User | None, transfer_id: int, *, origin: str, now: datetime | 
 
 def _transfer_events_condition(transfer: Transfer):
     item_ids = [i.id for i in transfer.items]
-    mail_ids = select(OutboxMessage.id).where(OutboxMessage.transfer_id == transfer.id)
+    mail_ids = select(OutboxMessage.id).where(
+        (OutboxMessage.ref_type == "transfer") & (OutboxMessage.ref_id == transfer.id)
+    )
     return or_(
         and_(AuditEvent.object_type == "transfer", AuditEvent.object_id == transfer.id),
         and_(AuditEvent.object_type == "transfer_item", AuditEvent.object_id.in_(item_ids)),
@@ -427,7 +343,7 @@ def audit_trail(
     if transfer_id is not None:
         transfer = db.session.get(Transfer, transfer_id)
         if transfer is None:
-            raise NotFound()
+            raise NotFoundError()
         conditions.append(_transfer_events_condition(transfer))
     if environment_id is not None:
         conditions.append(AuditEvent.environment_id == environment_id)

@@ -19,13 +19,11 @@ from flask import (
 from flask_babel import gettext as _
 from flask_babel import ngettext
 from flask_login import current_user, login_required
-from werkzeug.exceptions import NotFound
 
-from app.auth.views import origin
-from app.errors import ServiceError
-from app.extensions import db
+from app.errors import NotFoundError, ServiceError
 from app.support import services
 from app.support.forms import RevokeForm
+from app.web import origin, unit_of_work
 
 bp = Blueprint("support", __name__, url_prefix="/support")
 
@@ -35,7 +33,7 @@ bp = Blueprint("support", __name__, url_prefix="/support")
 def _support_only():
     """Support pages do not exist for anyone else."""
     if not current_user.is_support:
-        raise NotFound()
+        raise NotFoundError()
 
 
 def _filters() -> dict:
@@ -102,12 +100,13 @@ def revoke(transfer_id: int):
     form = RevokeForm()
     if form.validate_on_submit():
         try:
-            services.revoke(current_user, transfer_id, form.reason.data, origin=origin())
+            with unit_of_work():
+                services.revoke(current_user, transfer_id, form.reason.data, origin=origin())
         except ServiceError as error:
-            db.session.rollback()
+            if not error.for_the_form:
+                raise
             flash(error.translated(), "error")
             return redirect(url_for("support.transfer", transfer_id=transfer_id))
-        db.session.commit()
         flash(_("The transfer has been revoked; both offices have been told why."), "success")
         return redirect(url_for("support.transfer", transfer_id=transfer_id))
     return _render_transfer(transfer_id, form, 422)
@@ -116,12 +115,13 @@ def revoke(transfer_id: int):
 @bp.post("/transfers/<int:transfer_id>/retry")
 def retry(transfer_id: int):
     try:
-        n = services.retry(current_user, transfer_id, origin=origin())
+        with unit_of_work():
+            n = services.retry(current_user, transfer_id, origin=origin())
     except ServiceError as error:
-        db.session.rollback()
+        if not error.for_the_form:
+            raise
         flash(error.translated(), "error")
     else:
-        db.session.commit()
         flash(
             ngettext("%(num)d failed copy queued again.", "%(num)d failed copies queued again.", n),
             "success",

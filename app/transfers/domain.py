@@ -1,16 +1,41 @@
-"""Pure rules of transfers: transfer codes, expiry, and who may receive an offer.
+"""Pure rules of transfers: their states, transfer codes, expiry, who may receive an
+offer and what a claim decides.
 
 No database and no Flask: everything here is unit-tested on its own.
 """
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import hmac
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from app.transfers.models import ItemState, TransferState
+from app.errors import N_
+
+
+class TransferState(enum.StrEnum):
+    OFFERED = "offered"
+    COMPLETED = "completed"
+    WITHDRAWN = "withdrawn"
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+
+
+class ItemState(enum.StrEnum):
+    OFFERED = "offered"
+    CLAIMING = "claiming"
+    MIGRATED = "migrated"
+    FAILED = "failed"
+    REJECTED = "rejected"
+    WITHDRAWN = "withdrawn"
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+
+
+# An item is open while it may still move: on offer, being copied, or failed (retryable).
+OPEN_ITEM_STATES = (ItemState.OFFERED, ItemState.CLAIMING, ItemState.FAILED)
 
 # --- transfer codes ---------------------------------------------------------------------------
 #
@@ -246,3 +271,97 @@ def check_recipients(
             cleaned.append(email)
         seen.add(email)
     return cleaned, problems
+
+
+# --- the receiver's decisions -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the receiver chose for one offered administration."""
+
+    item_id: int
+    action: str  # "accept" or "reject"
+    connection_id: int | None = None
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One offered administration as the receiver could place it: where it may go."""
+
+    item_id: int
+    name: str
+    code: str
+    package_label: str
+    connections: dict[int, bool]  # connection id → does the code clash there?
+
+
+@dataclass(frozen=True)
+class ClaimDecision:
+    accepted: list[tuple[int, int]]  # (item id, connection id)
+    rejected: list[tuple[int, str | None]]  # (item id, message)
+    problems: list[tuple[str, str, dict]]  # (field, untranslated message, params)
+
+
+def decide_claim(
+    candidates: list[Candidate], decisions: list[Decision], *, accept_terms: bool
+) -> ClaimDecision:
+    """Check the receiver's decisions against what is possible; every problem at once.
+
+    Pure: the caller looked up the candidates and turns ``problems`` into errors.
+    """
+    by_item = {d.item_id: d for d in decisions}
+    accepted: list[tuple[int, int]] = []
+    rejected: list[tuple[int, str | None]] = []
+    problems: list[tuple[str, str, dict]] = []
+    for candidate in candidates:
+        decision = by_item.get(candidate.item_id)
+        field_name = f"decisions.{candidate.item_id}"
+        name = candidate.name
+        if decision is None or decision.action not in ("accept", "reject"):
+            problems.append((field_name, N_("Accept or reject “%(name)s”."), {"name": name}))
+            continue
+        if decision.action == "reject":
+            rejected.append((candidate.item_id, (decision.message or "").strip()[:2000] or None))
+            continue
+        choices = candidate.connections
+        if not choices:
+            problems.append(
+                (
+                    field_name,
+                    N_("Your environment has no connection to %(package)s for “%(name)s”."),
+                    {"package": candidate.package_label, "name": name},
+                )
+            )
+        elif decision.connection_id not in choices:
+            problems.append(
+                (field_name, N_("Choose the connection “%(name)s” goes under."), {"name": name})
+            )
+        elif choices[decision.connection_id]:
+            problems.append(
+                (
+                    field_name,
+                    N_(
+                        "The chosen connection already has an administration with code "
+                        "%(code)s; “%(name)s” cannot go there."
+                    ),
+                    {"code": candidate.code, "name": name},
+                )
+            )
+        else:
+            accepted.append((candidate.item_id, decision.connection_id))
+    codes_by_item = {c.item_id: c.code for c in candidates}
+    placed = [(codes_by_item[i], c) for i, c in accepted]
+    if len(set(placed)) < len(placed):
+        # Two accepted administrations with one code under one connection would clash.
+        problems.append(
+            (
+                "decisions",
+                N_("Two administrations with the same code cannot share a connection."),
+                {},
+            )
+        )
+    if not accept_terms:
+        problems.append(("accept_terms", N_("Accept the terms and the fee to claim."), {}))
+    return ClaimDecision(accepted, rejected, problems)

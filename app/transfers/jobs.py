@@ -1,20 +1,46 @@
-"""Scheduled work of transfers. Each job is one unit of work that commits itself and
-may run twice, or in two schedulers at once, without doing anything twice."""
+"""Scheduled work of transfers. Each job owns its loop and its units of work, and may
+run twice, or in two schedulers at once, without doing anything twice: the state
+changes in ``lifecycle`` are conditional UPDATEs."""
 
 from __future__ import annotations
 
-from app.transfers import services
-from app.transfers.copy import copy_waiting
+from datetime import datetime
+
+from flask import current_app
+from sqlalchemy import select
+
+from app.db import utcnow
+from app.extensions import db
+from app.transfers import lifecycle
+from app.transfers.copying import copy_waiting
+from app.transfers.models import Transfer
+from app.web import unit_of_work
 
 
-def sweep_expired() -> int:
+def _each(condition, step) -> int:
+    """Run ``step(transfer)`` for every transfer matching ``condition``, one unit of work
+    each; returns how many steps did something."""
+    ids = list(db.session.scalars(select(Transfer.id).where(condition).order_by(Transfer.id)))
+    db.session.commit()
+    done = 0
+    for transfer_id in ids:
+        with unit_of_work():
+            transfer = db.session.get(Transfer, transfer_id)
+            done += bool(transfer is not None and step(transfer))
+    return done
+
+
+def sweep_expired(now: datetime | None = None) -> int:
     """Mark expired offers, free their administrations, tell the requester."""
-    return services.expire_due()
+    now = now or utcnow()
+    return _each(lifecycle.due_for_expiry(now), lambda t: lifecycle.expire(t, now=now))
 
 
-def remind_expiring() -> int:
+def remind_expiring(now: datetime | None = None) -> int:
     """Remind both sides a few days before an offer expires."""
-    return services.send_reminders()
+    now = now or utcnow()
+    days = current_app.config["TRANSFER_REMINDER_DAYS"]
+    return _each(lifecycle.due_for_reminder(now, days), lambda t: lifecycle.remind(t, now=now))
 
 
 def copy_claimed() -> int:

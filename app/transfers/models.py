@@ -17,13 +17,16 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    and_,
     event,
     text,
 )
+from sqlalchemy.ext.hybrid import hybrid_method, hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db import UTCDateTime, utcnow
 from app.extensions import db
+from app.transfers.domain import OPEN_ITEM_STATES, ItemState, TransferState
 
 if TYPE_CHECKING:
     from app.admin_settings.models import Administration, Environment
@@ -37,28 +40,6 @@ def _enum(enum_cls: type[enum.Enum]) -> Enum:
         values_callable=lambda e: [m.value for m in e],
         validate_strings=True,
     )
-
-
-class TransferState(enum.StrEnum):
-    OFFERED = "offered"
-    COMPLETED = "completed"
-    WITHDRAWN = "withdrawn"
-    EXPIRED = "expired"
-    REVOKED = "revoked"
-
-
-class ItemState(enum.StrEnum):
-    OFFERED = "offered"
-    CLAIMING = "claiming"
-    MIGRATED = "migrated"
-    FAILED = "failed"
-    REJECTED = "rejected"
-    WITHDRAWN = "withdrawn"
-    EXPIRED = "expired"
-    REVOKED = "revoked"
-
-
-OPEN_ITEM_STATES = (ItemState.OFFERED, ItemState.CLAIMING, ItemState.FAILED)
 
 
 class Transfer(db.Model):
@@ -112,6 +93,54 @@ class Transfer(db.Model):
     @property
     def recipient_emails(self) -> list[str]:
         return [r.email for r in self.recipients]
+
+    # The three facts every rule about an offer starts from, each defined once here and
+    # used from Python (on a loaded transfer) and SQL (in a WHERE) alike.
+
+    @hybrid_property
+    def is_claimed(self) -> bool:
+        """A receiving environment has redeemed the code: the claim owns the offer."""
+        return self.target_environment_id is not None
+
+    @is_claimed.inplace.expression
+    @classmethod
+    def _is_claimed_expression(cls):
+        return cls.target_environment_id.is_not(None)
+
+    @hybrid_property
+    def is_open(self) -> bool:
+        """Not ended yet: on offer, or claimed and being copied."""
+        return self.state == TransferState.OFFERED
+
+    @hybrid_method
+    def is_live(self, now: datetime) -> bool:
+        """The code still works: open, not claimed, not past its expiry (sweep or not)."""
+        return self.state == TransferState.OFFERED and not self.is_claimed and now < self.expires_at
+
+    @is_live.inplace.expression
+    @classmethod
+    def _is_live_expression(cls, now: datetime):
+        return and_(
+            cls.state == TransferState.OFFERED,
+            cls.target_environment_id.is_(None),
+            cls.expires_at > now,
+        )
+
+    @hybrid_method
+    def is_dead_unswept(self, now: datetime) -> bool:
+        """Past its expiry and unclaimed, but not yet marked expired by the sweep."""
+        return (
+            self.state == TransferState.OFFERED and not self.is_claimed and now >= self.expires_at
+        )
+
+    @is_dead_unswept.inplace.expression
+    @classmethod
+    def _is_dead_unswept_expression(cls, now: datetime):
+        return and_(
+            cls.state == TransferState.OFFERED,
+            cls.target_environment_id.is_(None),
+            cls.expires_at <= now,
+        )
 
 
 class TransferRecipient(db.Model):
@@ -185,12 +214,24 @@ class TransferItem(db.Model):
     documents_total: Mapped[int | None] = mapped_column(Integer)
     documents_copied: Mapped[int | None] = mapped_column(Integer)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_owner: Mapped[str | None] = mapped_column(String(80))
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(String(500))
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     transfer: Mapped[Transfer] = relationship(back_populates="items")
     administration: Mapped[Administration] = relationship(foreign_keys=[administration_id])
+
+    @hybrid_property
+    def is_open(self) -> bool:
+        """The item may still move (on offer, being copied, or failed and retryable)."""
+        return self.state in OPEN_ITEM_STATES
+
+    @is_open.inplace.expression
+    @classmethod
+    def _is_open_expression(cls):
+        return cls.state.in_(OPEN_ITEM_STATES)
+
     target_administration: Mapped[Administration | None] = relationship(
         foreign_keys=[target_administration_id]
     )
@@ -246,30 +287,6 @@ class Claim(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     transfer: Mapped[Transfer] = relationship()
-
-
-class Provenance(db.Model):
-    """Where a received administration came from. One per transfer item: the
-    database's own guard that an administration is never copied twice."""
-
-    __tablename__ = "provenance"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    administration_id: Mapped[int] = mapped_column(
-        ForeignKey("administrations.id", ondelete="CASCADE"), unique=True
-    )
-    transfer_item_id: Mapped[int] = mapped_column(
-        ForeignKey("transfer_items.id", ondelete="CASCADE"), unique=True
-    )
-    transfer_id: Mapped[int] = mapped_column(ForeignKey("transfers.id", ondelete="CASCADE"))
-    source_environment_id: Mapped[int | None] = mapped_column(
-        ForeignKey("environments.id", ondelete="SET NULL")
-    )
-    source_environment_name: Mapped[str] = mapped_column(String(200))
-    source_administration_id: Mapped[int | None] = mapped_column(
-        ForeignKey("administrations.id", ondelete="SET NULL")
-    )
-    migrated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 # SQLite: a trigram full-text index over the items' search text, kept in step by

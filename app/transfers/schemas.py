@@ -1,4 +1,12 @@
+"""The API's shapes of transfers and claims; views hand the services' objects to them."""
+
+from flask_babel import gettext
 from marshmallow import Schema, fields, validate
+
+from app.admin_settings.models import AdministrationState, Package
+from app.admin_settings.schemas import BlockerSchema
+from app.schemas import page_schema
+from app.transfers.domain import ItemState, TransferState
 
 
 class OfferSchema(Schema):
@@ -11,29 +19,34 @@ class OfferSchema(Schema):
 
 
 class ItemSchema(Schema):
-    id = fields.Integer()
-    administration_id = fields.Integer()
-    administration_name = fields.String()
-    administration_code = fields.String()
-    contact_email = fields.String()
-    accounting_system = fields.String(attribute="package")
-    state = fields.String()
-    target_administration_id = fields.Integer(allow_none=True)
+    """One administration of an offer, dumped from an ``overview.ItemRow``."""
+
+    id = fields.Integer(attribute="item.id")
+    administration_id = fields.Integer(attribute="item.administration_id")
+    administration_name = fields.String(attribute="item.administration_name")
+    administration_code = fields.String(attribute="item.administration_code")
+    contact_email = fields.String(attribute="item.contact_email")
+    accounting_system = fields.String(attribute="item.package")
+    state = fields.Enum(ItemState, by_value=True)
+    target_administration_id = fields.Integer(
+        attribute="item.target_administration_id", allow_none=True
+    )
 
 
 class TransferSchema(Schema):
-    """One offer. ``code`` is present only for the offering environment's superusers."""
+    """One offer, dumped from an ``overview.TransferView``. ``code`` and the recipients
+    are present only for the offering environment's superusers."""
 
-    id = fields.Integer()
+    id = fields.Integer(attribute="transfer.id")
     direction = fields.String()
     code = fields.String(allow_none=True)
-    state = fields.String()
-    source_environment = fields.String()
+    state = fields.Enum(TransferState, by_value=True)
+    source_environment = fields.String(attribute="transfer.source_environment.name")
     recipient_emails = fields.List(fields.String())
-    terms_version = fields.String()
-    created_at = fields.DateTime()
-    expires_at = fields.DateTime()
-    items = fields.List(fields.Nested(ItemSchema))
+    terms_version = fields.String(attribute="transfer.terms_version")
+    created_at = fields.DateTime(attribute="transfer.created_at")
+    expires_at = fields.DateTime(attribute="transfer.expires_at")
+    items = fields.List(fields.Nested(ItemSchema), attribute="item_rows")
 
 
 class TransferQuerySchema(Schema):
@@ -55,26 +68,19 @@ class TransferRowSchema(Schema):
     administration_email = fields.String(attribute="item.contact_email")
     accounting_system = fields.String(attribute="item.package")
     code = fields.String(allow_none=True)
-    state = fields.Function(lambda row: row.state.value)
+    state = fields.Enum(ItemState, by_value=True)
     can_withdraw = fields.Boolean()
 
 
-class TransferPageSchema(Schema):
-    items = fields.List(fields.Nested(TransferRowSchema))
-    page = fields.Integer()
-    per_page = fields.Integer()
-    total = fields.Integer()
-    pages = fields.Integer()
+TransferPageSchema = page_schema(TransferRowSchema, "TransferPage")
 
 
 class PreflightSchema(Schema):
     administration_id = fields.Integer(attribute="administration.id")
     name = fields.String(attribute="administration.name")
-    state = fields.Function(lambda row: row.administration.state.value)
+    state = fields.Enum(AdministrationState, by_value=True, attribute="administration.state")
     selectable = fields.Boolean()
-    blockers = fields.Function(
-        lambda row: [{"kind": b.kind.value, "count": b.count} for b in row.blockers]
-    )
+    blockers = fields.List(fields.Nested(BlockerSchema))
     authorizers_in_flows = fields.Integer(attribute="facts.authorizer_steps")
     active_workflows = fields.Integer(attribute="facts.active_workflows")
     undecided_documents = fields.Integer(attribute="facts.pending_documents")
@@ -98,60 +104,111 @@ class ClaimRequestSchema(Schema):
 
 
 class PreviewConnectionSchema(Schema):
-    id = fields.Integer()
-    name = fields.String()
-    code_clash = fields.Boolean()
+    """A connection of the receiver the administration could go under."""
+
+    id = fields.Integer(attribute="connection.id")
+    name = fields.String(attribute="connection.name")
+    code_clash = fields.Boolean(attribute="clash")
 
 
 class PreviewItemSchema(Schema):
-    item_id = fields.Integer()
-    administration_name = fields.String()
-    administration_code = fields.String()
-    accounting_system = fields.String()
+    """Dumped from a ``claims.PreviewItem``."""
+
+    item_id = fields.Integer(attribute="item.id")
+    administration_name = fields.String(attribute="item.administration_name")
+    administration_code = fields.String(attribute="item.administration_code")
+    accounting_system = fields.String(attribute="item.package")
     documents = fields.Integer()
     archive_years = fields.List(fields.Integer())
     total_size = fields.Integer()
-    connections = fields.List(fields.Nested(PreviewConnectionSchema))
-    problem = fields.String(allow_none=True)
+    connections = fields.List(fields.Nested(PreviewConnectionSchema), attribute="choices")
+    problem = fields.Method("translated_problem", allow_none=True)
+
+    def translated_problem(self, entry) -> str | None:
+        if not entry.problem:
+            return None
+        return gettext(
+            entry.problem,
+            package=Package(entry.item.package).label,
+            code=entry.item.administration_code,
+        )
 
 
 class PreviewSchema(Schema):
-    transfer_id = fields.Integer()
-    source_environment = fields.String()
-    offered_by = fields.String()
-    expires_at = fields.DateTime()
+    """Dumped from a ``claims.Preview``."""
+
+    transfer_id = fields.Integer(attribute="transfer.id")
+    source_environment = fields.String(attribute="transfer.source_environment.name")
+    offered_by = fields.String(attribute="transfer.offered_by_name")
+    expires_at = fields.DateTime(attribute="transfer.expires_at")
     premium = fields.Boolean()
-    problems = fields.List(fields.String())
-    fee_per_administration = fields.Decimal(as_string=True)
+    problems = fields.Method("translated_problems")
+    fee_per_administration = fields.Decimal(as_string=True, attribute="fee")
     currency = fields.String()
     terms_version = fields.String()
     items = fields.List(fields.Nested(PreviewItemSchema))
 
+    def translated_problems(self, preview) -> list[str]:
+        return [gettext(p) for p in preview.problems]
+
 
 class ClaimItemSchema(Schema):
-    item_id = fields.Integer()
-    administration_name = fields.String()
-    state = fields.String()
-    documents_done = fields.Integer()
-    documents_total = fields.Integer()
+    """Dumped from a ``claims.ItemProgress``."""
+
+    item_id = fields.Integer(attribute="item.id")
+    administration_name = fields.String(attribute="item.administration_name")
+    state = fields.Enum(ItemState, by_value=True, attribute="item.state")
+    documents_done = fields.Integer(attribute="done")
+    documents_total = fields.Integer(attribute="total")
     percent = fields.Integer()
     target_administration_id = fields.Integer(allow_none=True)
     error = fields.String(allow_none=True)
 
 
 class ClaimSchema(Schema):
-    id = fields.Integer()
-    transfer_id = fields.Integer()
+    """Dumped from a ``claims.ClaimView``."""
+
+    id = fields.Integer(attribute="claim.id")
+    transfer_id = fields.Integer(attribute="transfer.id")
     state = fields.String()
     finished = fields.Boolean()
-    terms_version = fields.String()
-    fee_per_administration = fields.Decimal(as_string=True)
-    currency = fields.String()
-    created_at = fields.DateTime()
+    terms_version = fields.String(attribute="claim.terms_version")
+    fee_per_administration = fields.Decimal(
+        as_string=True, attribute="claim.fee_per_administration"
+    )
+    currency = fields.String(attribute="claim.currency")
+    created_at = fields.DateTime(attribute="claim.created_at")
     items = fields.List(fields.Nested(ClaimItemSchema))
 
 
+class ReconciliationAdministrationSchema(Schema):
+    """Per administration of a claim: documents on both sides and the verdict."""
+
+    transfer_item_id = fields.Integer(attribute="item_id")
+    administration = fields.String()
+    state = fields.String()
+    source_documents = fields.Integer()
+    target_documents = fields.Integer()
+    matching = fields.Integer()
+    verdict = fields.String(
+        metadata={"description": "match, mismatch, or the item's state when not migrated"}
+    )
+
+
+class ReconciliationDocumentSchema(Schema):
+    """Per document: its content hash on both sides; ``missing`` when no copy exists."""
+
+    transfer_item_id = fields.Integer(attribute="item_id")
+    source_document_id = fields.Integer()
+    source_sha256 = fields.String(attribute="source_hash")
+    target_document_id = fields.Integer(allow_none=True)
+    target_sha256 = fields.String(attribute="target_hash", allow_none=True)
+    verdict = fields.String(validate=validate.OneOf(["match", "differs", "missing"]))
+
+
 class ReconciliationSchema(Schema):
+    """The reconciliation report; streamed, so it holds any number of documents."""
+
     claim_id = fields.Integer()
-    administrations = fields.List(fields.Dict())
-    documents = fields.List(fields.Dict())
+    administrations = fields.List(fields.Nested(ReconciliationAdministrationSchema))
+    documents = fields.List(fields.Nested(ReconciliationDocumentSchema))

@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-
 from flask import (
     Blueprint,
     Response,
-    current_app,
     flash,
-    g,
     jsonify,
     redirect,
     render_template,
@@ -22,15 +16,14 @@ from flask import (
 )
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
-from werkzeug.exceptions import NotFound
 
 from app.auth.domain import Permission, has_permission
-from app.auth.views import origin, safe_next
-from app.errors import ServiceError, ValidationFailed
-from app.extensions import db, limiter
+from app.errors import NotFoundError, ServiceError, ValidationFailed
 from app.templating import item_state_labels, label
-from app.transfers import claims, services
+from app.transfers import claims, codes, limits, offers, reports
+from app.transfers import overview as listing
 from app.transfers.forms import ChecklistForm, SummaryForm
+from app.web import origin, safe_next, unit_of_work
 
 bp = Blueprint("transfers", __name__, url_prefix="/settings/migrations")
 
@@ -42,21 +35,21 @@ WIZARD = "move_wizard"
 def _superusers_only():
     """The migration menu exists for superusers of an environment only."""
     if not has_permission(current_user.role, Permission.MIGRATE):
-        raise NotFound()
+        raise NotFoundError()
 
 
 @bp.get("")
 def overview():
     q_out = request.args.get("q_out", "").strip()[:100]
     q_in = request.args.get("q_in", "").strip()[:100]
-    outgoing = services.list_transfers(
+    outgoing = listing.list_transfers(
         current_user,
         direction="outgoing",
         q=q_out,
         page=request.args.get("page_out", 1, type=int),
         state_labels=item_state_labels(),
     )
-    incoming = services.list_transfers(
+    incoming = listing.list_transfers(
         current_user,
         direction="incoming",
         q=q_in,
@@ -95,19 +88,19 @@ def move_select():
     state = _wizard()
     if state is None:
         return redirect(url_for("transfers.move_checklist"))
-    connections = services.connections_for_wizard(current_user)
+    connections = offers.connections_for_wizard(current_user)
     connection_id = request.values.get("connection_id", type=int) or state.get("connection_id")
     if connection_id is None and connections:
         connection_id = connections[0].id
-    rows = services.preflight(current_user, connection_id) if connection_id else []
+    rows = offers.preflight(current_user, connection_id) if connection_id else []
     errors: list[str] = []
     if request.method == "POST":
         try:
             ids = [int(v) for v in request.form.getlist("administration_ids")]
         except ValueError:
-            raise NotFound() from None
+            raise NotFoundError() from None
         try:
-            services.check_selection(current_user, ids)
+            offers.check_selection(current_user, ids)
         except ValidationFailed as failure:
             errors = failure.by_field().get("administration_ids", [])
         if not errors:
@@ -135,24 +128,25 @@ def move_summary():
     if not ids:
         flash(_("Choose the administrations first."), "info")
         return redirect(url_for("transfers.move_select"))
-    rows = [services.preflight_administration(current_user, i) for i in ids]
+    rows = [offers.preflight_administration(current_user, i) for i in ids]
     form = SummaryForm()
     errors: dict[str, list[str]] = {}
     if form.validate_on_submit():
         try:
-            transfer, code = services.create_offer(
-                current_user,
-                administration_ids=ids,
-                recipient_emails=[e for e in form.recipient_emails.data if e],
-                checklist_confirmed=bool(state.get("checklist")),
-                accept_terms=form.accept_terms.data,
-                origin=origin(),
-            )
-        except ValidationFailed as failure:
-            db.session.rollback()
+            with unit_of_work():
+                transfer, code = offers.create_offer(
+                    current_user,
+                    administration_ids=ids,
+                    recipient_emails=[e for e in form.recipient_emails.data if e],
+                    checklist_confirmed=bool(state.get("checklist")),
+                    accept_terms=form.accept_terms.data,
+                    origin=origin(),
+                )
+        except ServiceError as failure:
+            if not failure.for_the_form:
+                raise
             errors = failure.by_field()
         else:
-            db.session.commit()
             session.pop(WIZARD, None)
             flash(
                 _("The offer has been sent. Transfer code: %(code)s", code=code),
@@ -169,52 +163,22 @@ def move_summary():
 
 @bp.get("/<int:transfer_id>")
 def detail(transfer_id: int):
-    view = services.get_transfer(current_user, transfer_id)
+    view = listing.get_transfer(current_user, transfer_id)
     return render_template("transfers/detail.html", view=view)
 
 
 @bp.post("/<int:transfer_id>/withdraw")
 def withdraw(transfer_id: int):
     try:
-        services.withdraw(current_user, transfer_id, origin=origin())
+        with unit_of_work():
+            offers.withdraw(current_user, transfer_id, origin=origin())
     except ServiceError as error:
-        db.session.rollback()
+        if not error.for_the_form:
+            raise
         flash(error.translated(), "error")
     else:
-        db.session.commit()
         flash(_("The offer has been withdrawn; the transfer code no longer works."), "success")
     return redirect(safe_next(request.form.get("next")) or url_for("transfers.overview"))
-
-
-def _code_limit() -> str:
-    return current_app.config["CLAIM_CODE_RATE_LIMIT"]
-
-
-def _failed_code(response) -> bool:
-    """Only failed code entries count against the limit."""
-    return bool(g.get("claim_code_failed"))
-
-
-def _user_key() -> str:
-    user = g.get("api_user") or current_user
-    return f"user:{user.id}"
-
-
-def _environment_key() -> str:
-    user = g.get("api_user") or current_user
-    return f"environment:{user.environment_id}"
-
-
-# Failed code entries, shared by the pages and the API, per user and per environment.
-limit_code_per_user = limiter.shared_limit(
-    _code_limit, scope="claim-code-user", key_func=_user_key, deduct_when=_failed_code
-)
-limit_code_per_environment = limiter.shared_limit(
-    _code_limit,
-    scope="claim-code-environment",
-    key_func=_environment_key,
-    deduct_when=_failed_code,
-)
 
 
 def _render_preview(code: str, preview, errors: dict | None = None, form_values=None):
@@ -228,8 +192,7 @@ def _render_preview(code: str, preview, errors: dict | None = None, form_values=
 
 
 @bp.route("/fetch", methods=["GET", "POST"])
-@limit_code_per_user
-@limit_code_per_environment
+@limits.code_entry
 def fetch():
     """The receiving side's tab: the checklist and the code. The signed link in the
     offer mail lands here with the code filled in."""
@@ -237,22 +200,30 @@ def fetch():
         token = request.args.get("token")
         return render_template(
             "transfers/fetch.html",
-            code=services.code_from_link(token) or "",
-            bad_link=bool(token) and services.code_from_link(token) is None,
+            code=codes.code_from_link(token) or "",
+            bad_link=bool(token) and codes.code_from_link(token) is None,
             errors=[],
         )
     code = request.form.get("code", "")
     try:
-        preview = claims.preview(current_user, code, origin=origin())
+        with unit_of_work():
+            preview = claims.preview(current_user, code, origin=origin())
     except ServiceError as error:
-        db.session.rollback()
-        claims.record_failed_attempt(current_user, origin=origin())
-        db.session.commit()
-        return render_template(
-            "transfers/fetch.html", code=code, bad_link=False, errors=[error.translated()]
-        ), 422
-    db.session.rollback()  # a preview changes nothing
+        return _code_refused(code, error)
     return _render_preview(code, preview)
+
+
+def _code_refused(code: str, error: ServiceError):
+    """The fetch page again with the error; a code that led nowhere is counted and audited."""
+    if not error.for_the_form:
+        raise error
+    if isinstance(error, claims.CodeRejected):
+        limits.count_failure()
+        with unit_of_work():
+            claims.record_failed_attempt(current_user, error.reason, origin=origin())
+    return render_template(
+        "transfers/fetch.html", code=code, bad_link=False, errors=[error.translated()]
+    ), 422
 
 
 def _decisions_from_form(form) -> list[claims.Decision]:
@@ -276,31 +247,24 @@ def _decisions_from_form(form) -> list[claims.Decision]:
 
 
 @bp.post("/claims")
-@limit_code_per_user
-@limit_code_per_environment
+@limits.code_entry
 def submit_claim():
     code = request.form.get("code", "")
     try:
-        claim = claims.submit_claim(
-            current_user,
-            code,
-            _decisions_from_form(request.form),
-            accept_terms=request.form.get("accept_terms") == "y",
-            origin=origin(),
-        )
+        with unit_of_work():
+            claim = claims.submit_claim(
+                current_user,
+                code,
+                _decisions_from_form(request.form),
+                accept_terms=request.form.get("accept_terms") == "y",
+                origin=origin(),
+            )
     except ValidationFailed as failure:
-        db.session.rollback()
-        preview = claims.preview(current_user, code, origin=origin())
-        db.session.rollback()
+        with unit_of_work():
+            preview = claims.preview(current_user, code, origin=origin())
         return _render_preview(code, preview, failure.by_field(), request.form)
     except ServiceError as error:
-        db.session.rollback()
-        claims.record_failed_attempt(current_user, origin=origin())
-        db.session.commit()
-        return render_template(
-            "transfers/fetch.html", code=code, bad_link=False, errors=[error.translated()]
-        ), 422
-    db.session.commit()
+        return _code_refused(code, error)
     flash(_("The claim has been recorded. The administrations are being copied."), "success")
     return redirect(url_for("transfers.claim", claim_id=claim.id))
 
@@ -341,55 +305,16 @@ def progress():
 @bp.get("/claims/<int:claim_id>/reconciliation.<any(csv, json):fmt>")
 def reconciliation(claim_id: int, fmt: str):
     """Per document: source and target content hash with a verdict, streamed."""
-    summary = claims.reconciliation_summary(current_user, claim_id)
-    rows = claims.reconciliation_rows(current_user, claim_id)
+    summary = reports.reconciliation_summary(current_user, claim_id)
+    rows = reports.reconciliation_rows(current_user, claim_id)
     filename = f"reconciliation-claim-{claim_id}.{fmt}"
     headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
     if fmt == "json":
         return Response(
-            stream_with_context(_json_report(claim_id, summary, rows)),
+            stream_with_context(reports.reconciliation_json(claim_id, summary, rows)),
             mimetype="application/json",
             headers=headers,
         )
-    return Response(stream_with_context(_csv_report(rows)), mimetype="text/csv", headers=headers)
-
-
-def _csv_report(rows):
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(
-        [
-            "transfer_item_id",
-            "administration",
-            "source_document_id",
-            "source_sha256",
-            "target_document_id",
-            "target_sha256",
-            "verdict",
-        ]
+    return Response(
+        stream_with_context(reports.reconciliation_csv(rows)), mimetype="text/csv", headers=headers
     )
-    for row in rows:
-        writer.writerow(
-            [
-                row.item_id,
-                row.administration,
-                row.source_document_id,
-                row.source_hash,
-                row.target_document_id or "",
-                row.target_hash or "",
-                row.verdict,
-            ]
-        )
-        if out.tell() > 64 * 1024:
-            yield out.getvalue()
-            out.seek(0)
-            out.truncate()
-    yield out.getvalue()
-
-
-def _json_report(claim_id: int, summary, rows):
-    head = {"claim_id": claim_id, "administrations": [s.as_dict() for s in summary]}
-    yield json.dumps(head)[:-1] + ', "documents": ['
-    for index, row in enumerate(rows):
-        yield ("," if index else "") + json.dumps(row.as_dict())
-    yield "]}"

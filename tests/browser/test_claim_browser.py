@@ -15,10 +15,10 @@ from playwright.sync_api import expect
 from sqlalchemy import func, select
 
 from app.admin_settings.models import Administration, AdministrationState, Document
-from app.email import OutboxMessage, filled_in
 from app.extensions import db
-from app.transfers import services
-from app.transfers.copy import copy_waiting
+from app.outbox import OutboxMessage, filled_in
+from app.transfers import offers
+from app.transfers.copying import copy_waiting
 from app.transfers.models import Claim, ItemState, Transfer, TransferItem, TransferState
 from tests.conftest import TEST_PASSWORD
 
@@ -88,7 +88,7 @@ def test_superuser_claims_with_the_mailed_code_and_follows_the_copy(app, build, 
     build.user(zuid, "superuser", email="super@zuid.example", name="Sem Zuid")
     zuid_connection = build.connection(zuid, "exact_online", name="Exact Online Zuid")
 
-    transfer, _code = services.create_offer(
+    transfer, _code = offers.create_offer(
         noord_super,
         administration_ids=[accepted.id, rejected.id],
         recipient_emails=["super@zuid.example"],

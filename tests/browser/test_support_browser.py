@@ -16,9 +16,9 @@ from sqlalchemy import select, update
 from app.admin_settings.models import Administration, AdministrationState
 from app.audit import AuditEvent
 from app.db import utcnow
-from app.email import OutboxMessage
 from app.extensions import db
-from app.transfers import claims, services
+from app.outbox import OutboxMessage
+from app.transfers import claims, offers
 from app.transfers.models import ItemState, Transfer, TransferItem, TransferState
 from tests.conftest import TEST_PASSWORD
 
@@ -48,7 +48,7 @@ def shown(app, message: str, **params) -> str:
 
 
 def offer(actor, administration, recipients=("super@zuid.example",)):
-    transfer, code = services.create_offer(
+    transfer, code = offers.create_offer(
         actor,
         administration_ids=[administration.id],
         recipient_emails=list(recipients),
@@ -167,7 +167,7 @@ def test_support_revokes_a_hung_copy_from_the_stuck_tab(app, build, page, tmp_pa
     assert db.session.get(Transfer, healthy_id).state is TransferState.OFFERED
     sent = db.session.scalars(
         select(OutboxMessage).where(
-            OutboxMessage.transfer_id == hung_id, OutboxMessage.kind == "transfer_revoked"
+            OutboxMessage.ref_id == hung_id, OutboxMessage.kind == "transfer_revoked"
         )
     ).all()
     assert sorted(m.to_email for m in sent) == ["super@noord.example", "super@zuid.example"]

@@ -24,24 +24,24 @@ from app.admin_settings.models import (
     AuthorizationStep,
     Document,
     DocumentKind,
+    Provenance,
     Workflow,
 )
 from app.audit import AuditEvent
 from app.auth.models import User
 from app.db import utcnow
-from app.email import OutboxMessage, filled_in
 from app.extensions import db
-from app.transfers import claims, domain, services
-from app.transfers.copy import copy_waiting
-from app.transfers.emails import claim_link
+from app.outbox import OutboxMessage, filled_in
+from app.transfers import claims, domain, offers
+from app.transfers.copying import copy_waiting
 from app.transfers.models import (
     Claim,
     ItemState,
-    Provenance,
     Transfer,
     TransferItem,
     TransferState,
 )
+from app.transfers.notifications import claim_link
 from tests.helpers import accept_all as claim_via_service
 from tests.helpers import count, fresh, offer
 from tests.integration.pages import all_field_errors, field_errors, flash_categories, text_of
@@ -539,7 +539,7 @@ def _case_expired(ctx):
 
 
 def _case_withdrawn(ctx):
-    services.withdraw(ctx.office.superuser, ctx.transfer.id, origin="tests")
+    offers.withdraw(ctx.office.superuser, ctx.transfer.id, origin="tests")
     db.session.commit()
     return ctx.zuid_user, ctx.code, None, [NEUTRAL]
 
@@ -693,7 +693,7 @@ def test_unknown_expired_withdrawn_and_used_codes_get_exactly_the_same_answer(
     withdrawn_transfer, withdrawn = offer(
         office.superuser, [offerable(build, office.connection)], recipients
     )
-    services.withdraw(office.superuser, withdrawn_transfer.id, origin="tests")
+    offers.withdraw(office.superuser, withdrawn_transfer.id, origin="tests")
     db.session.commit()
     used_transfer, used = offer(office.superuser, [offerable(build, office.connection)], recipients)
     oost = build.environment("Kantoor Oost", office_code="OOST")
@@ -730,7 +730,7 @@ def test_the_neutral_answer_is_the_same_in_dutch_for_every_dead_code(
     withdrawn_transfer, withdrawn = offer(
         office.superuser, [offerable(build, office.connection)], recipients
     )
-    services.withdraw(office.superuser, withdrawn_transfer.id, origin="tests")
+    offers.withdraw(office.superuser, withdrawn_transfer.id, origin="tests")
     db.session.commit()
     zuid = login(other_office.superuser)
     zuid.get_page(FETCH)
@@ -818,7 +818,7 @@ def test_failed_code_entries_are_audited_but_typos_are_not(login, build, office,
 
 def test_a_withdrawn_code_entry_is_audited_as_not_claimable(login, build, office, other_office):
     transfer, code = offer(office.superuser, [offerable(build, office.connection)])
-    services.withdraw(office.superuser, transfer.id, origin="tests")
+    offers.withdraw(office.superuser, transfer.id, origin="tests")
     db.session.commit()
     zuid = login(other_office.superuser)
     zuid.get_page(FETCH)

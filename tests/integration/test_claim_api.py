@@ -12,8 +12,8 @@ from app.admin_settings.models import Administration, Document
 from app.audit import AuditEvent
 from app.db import utcnow
 from app.extensions import db
-from app.transfers import claims, services
-from app.transfers.copy import copy_waiting
+from app.transfers import claims, offers
+from app.transfers.copying import copy_waiting
 from app.transfers.models import Claim, ItemState, Transfer, TransferItem
 from tests.integration.test_claim import (
     claim_via_service,
@@ -317,7 +317,7 @@ def bad_request(case, ctx) -> tuple[dict, str, list[str]]:
         ctx["transfer"] = expired_transfer
         return accept_all(expired_transfer, connection, expired), "code", [NEUTRAL]
     if case == "withdrawn code":
-        services.withdraw(ctx["office"].superuser, transfer.id, origin="tests")
+        offers.withdraw(ctx["office"].superuser, transfer.id, origin="tests")
         db.session.commit()
         return body, "code", [NEUTRAL]
     if case == "used code":
@@ -445,7 +445,7 @@ def test_every_dead_code_gets_the_same_422_body(zuid_api, build, office, offered
         now=utcnow() - timedelta(days=16),
     )
     withdrawn_transfer, withdrawn = offer(office.superuser, [offerable(build, office.connection)])
-    services.withdraw(office.superuser, withdrawn_transfer.id, origin="tests")
+    offers.withdraw(office.superuser, withdrawn_transfer.id, origin="tests")
     db.session.commit()
     _third_office_claims(build, transfer, code)
     http, headers = zuid_api

@@ -18,21 +18,20 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import event, func, select
 
-from app.admin_settings.models import Administration, AdministrationState, Document
+from app.admin_settings.models import Administration, AdministrationState, Document, Provenance
 from app.audit import AuditEvent
 from app.auth.models import User
 from app.db import utcnow
-from app.email import OutboxMessage
 from app.errors import ServiceError
 from app.extensions import db
+from app.outbox import OutboxMessage
 from app.storage import blob_store
-from app.transfers import claims, services
+from app.transfers import claims, offers
 from app.transfers.claims import CodeRejected, Decision
-from app.transfers.copy import CopyOutcome, copy_item, copy_waiting
+from app.transfers.copying import CopyOutcome, copy_item, copy_waiting
 from app.transfers.models import (
     Claim,
     ItemState,
-    Provenance,
     Transfer,
     TransferItem,
     TransferState,
@@ -65,7 +64,7 @@ class Receiver:
 @pytest.fixture
 def quiet_offers(monkeypatch):
     """The offer mail (one per recipient, twenty here) is not what these tests are about."""
-    monkeypatch.setattr("app.transfers.emails.offer_made", lambda *args, **kwargs: None)
+    monkeypatch.setattr("app.transfers.notifications.offer_made", lambda *args, **kwargs: None)
 
 
 @pytest.fixture
@@ -91,7 +90,7 @@ def administration_with_documents(build, connection, documents: int, code=None):
             Document(
                 environment_id=administration.environment_id,
                 administration_id=administration.id,
-                blob_key=store.put(data),
+                blob_key=store.put_bytes(data),
                 size=len(data),
                 content_type="application/pdf",
                 filename=f"{administration.code}-{n}.pdf",
@@ -227,7 +226,7 @@ def test_of_many_simultaneous_claims_exactly_one_wins_and_several_workers_copy_i
         assert (
             tally(
                 OutboxMessage,
-                OutboxMessage.transfer_id == transfer.id,
+                OutboxMessage.ref_id == transfer.id,
                 OutboxMessage.kind == "transfer_completed",
             )
             == 2
@@ -321,7 +320,7 @@ def test_a_withdraw_racing_a_claim_ends_in_exactly_one_of_the_two(build, office,
             actor = db.session.get(User, noord_id)
             barrier.wait()
             try:
-                services.withdraw(actor, transfer_id, origin="race")
+                offers.withdraw(actor, transfer_id, origin="race")
                 db.session.commit()
                 return ("withdrawn", None)
             except ServiceError as error:
@@ -453,7 +452,7 @@ def assert_no_trace(item_id, transfer_id, administration, zuid_env_id, source_id
     assert (
         tally(
             OutboxMessage,
-            OutboxMessage.transfer_id == transfer_id,
+            OutboxMessage.ref_id == transfer_id,
             OutboxMessage.kind == "transfer_completed",
         )
         == 0

@@ -15,10 +15,10 @@ from sqlalchemy import select
 from app.admin_settings.models import Administration, AdministrationState
 from app.audit import AuditEvent
 from app.db import utcnow
-from app.email import OutboxMessage, filled_in
 from app.extensions import db
+from app.outbox import OutboxMessage, filled_in
 from app.scheduler import run_all_once
-from app.transfers import services
+from app.transfers import jobs, offers
 from app.transfers.models import ItemState, Transfer, TransferState
 from tests.helpers import count, fresh
 from tests.integration.pages import flash_categories, text_of
@@ -39,7 +39,7 @@ def offer(build, office, recipients=("super@zuid.example",), now=None, administr
         administration = build.administration(office.connection)
         build.document(administration, "approved")
         chosen.append(administration)
-    transfer, code = services.create_offer(
+    transfer, code = offers.create_offer(
         office.superuser,
         administration_ids=[a.id for a in chosen],
         recipient_emails=list(recipients),
@@ -56,7 +56,7 @@ def mails(kind: str, transfer_id: int | None = None) -> list[OutboxMessage]:
     fresh()
     stmt = select(OutboxMessage).where(OutboxMessage.kind == kind)
     if transfer_id is not None:
-        stmt = stmt.where(OutboxMessage.transfer_id == transfer_id)
+        stmt = stmt.where(OutboxMessage.ref_id == transfer_id)
     return list(db.session.scalars(stmt.order_by(OutboxMessage.id)))
 
 
@@ -178,7 +178,7 @@ def test_an_expired_offer_cannot_be_withdrawn_from_the_overview(clock, build, of
 def test_the_sweep_leaves_an_offer_alone_until_its_expiry(build, office):
     transfer, _code, chosen = offer(build, office, now=T0)
 
-    assert services.expire_due(transfer.expires_at - SECOND) == 0
+    assert jobs.sweep_expired(transfer.expires_at - SECOND) == 0
     fresh()
     assert db.session.get(Transfer, transfer.id).state is TransferState.OFFERED
     assert states_of(chosen) == {AdministrationState.OFFERED}
@@ -191,7 +191,7 @@ def test_the_sweep_marks_an_expired_offer_frees_its_administrations_and_tells_th
     transfer, _code, chosen = offer(build, office, now=T0, administrations=2)
     now = transfer.expires_at + SECOND
 
-    done = services.expire_due(now)
+    done = jobs.sweep_expired(now)
 
     assert done == 1
     fresh()
@@ -202,23 +202,23 @@ def test_the_sweep_marks_an_expired_offer_frees_its_administrations_and_tells_th
     assert {i.state for i in swept.items} == {ItemState.EXPIRED}
     assert states_of(chosen) == {AdministrationState.ACTIVE}
     expired = mails("transfer_expired")
-    assert [(m.to_email, m.transfer_id) for m in expired] == [(office.superuser.email, transfer.id)]
+    assert [(m.to_email, m.ref_id) for m in expired] == [(office.superuser.email, transfer.id)]
     assert count(AuditEvent, AuditEvent.action == "transfer_expired") == 1
 
 
 def test_the_sweep_marks_an_offer_at_the_very_moment_it_expires(build, office):
     transfer, _code, _chosen = offer(build, office, now=T0)
 
-    assert services.expire_due(transfer.expires_at) == 1
+    assert jobs.sweep_expired(transfer.expires_at) == 1
 
 
 def test_running_the_sweep_again_does_nothing(build, office):
     transfer, _code, chosen = offer(build, office, now=T0)
     now = transfer.expires_at + SECOND
-    assert services.expire_due(now) == 1
+    assert jobs.sweep_expired(now) == 1
 
-    assert services.expire_due(now) == 0
-    assert services.expire_due(now + DAY) == 0
+    assert jobs.sweep_expired(now) == 0
+    assert jobs.sweep_expired(now + DAY) == 0
 
     assert len(mails("transfer_expired")) == 1
     assert count(AuditEvent, AuditEvent.action == "transfer_expired") == 1
@@ -227,10 +227,10 @@ def test_running_the_sweep_again_does_nothing(build, office):
 
 def test_the_sweep_leaves_a_withdrawn_offer_alone(build, office):
     transfer, _code, chosen = offer(build, office, now=T0)
-    services.withdraw(office.superuser, transfer.id, origin="tests", now=T0 + DAY)
+    offers.withdraw(office.superuser, transfer.id, origin="tests", now=T0 + DAY)
     db.session.commit()
 
-    assert services.expire_due(transfer.expires_at + SECOND) == 0
+    assert jobs.sweep_expired(transfer.expires_at + SECOND) == 0
     fresh()
     assert db.session.get(Transfer, transfer.id).state is TransferState.WITHDRAWN
     assert mails("transfer_expired") == []
@@ -238,9 +238,9 @@ def test_the_sweep_leaves_a_withdrawn_offer_alone(build, office):
 
 def test_an_expired_administration_can_be_offered_again_after_the_sweep(build, office):
     transfer, _code, chosen = offer(build, office, now=T0)
-    services.expire_due(transfer.expires_at + SECOND)
+    jobs.sweep_expired(transfer.expires_at + SECOND)
 
-    again, _ = services.create_offer(
+    again, _ = offers.create_offer(
         office.superuser,
         administration_ids=[chosen[0].id],
         recipient_emails=["super@zuid.example"],
@@ -261,7 +261,7 @@ def test_an_expired_administration_can_be_offered_again_after_the_sweep(build, o
 def test_no_reminder_one_second_before_the_reminder_window(build, office):
     transfer, _code, _chosen = offer(build, office, now=T0)
 
-    assert services.send_reminders(transfer.expires_at - 3 * DAY - SECOND) == 0
+    assert jobs.remind_expiring(transfer.expires_at - 3 * DAY - SECOND) == 0
 
     assert mails("transfer_reminder") == mails("transfer_reminder_copy") == []
     fresh()
@@ -275,7 +275,7 @@ def test_a_reminder_goes_to_both_sides_from_exactly_three_days_before_expiry(
     transfer, code, _chosen = offer(build, office, recipients=recipients, now=T0)
     now = transfer.expires_at - 3 * DAY
 
-    assert services.send_reminders(now) == 1
+    assert jobs.remind_expiring(now) == 1
 
     to_recipients = mails("transfer_reminder", transfer.id)
     to_requester = mails("transfer_reminder_copy", transfer.id)
@@ -289,10 +289,10 @@ def test_a_reminder_goes_to_both_sides_from_exactly_three_days_before_expiry(
 
 def test_a_reminder_is_never_sent_twice(build, office):
     transfer, _code, _chosen = offer(build, office, now=T0)
-    assert services.send_reminders(transfer.expires_at - 2 * DAY) == 1
+    assert jobs.remind_expiring(transfer.expires_at - 2 * DAY) == 1
 
-    assert services.send_reminders(transfer.expires_at - 2 * DAY) == 0
-    assert services.send_reminders(transfer.expires_at - SECOND) == 0
+    assert jobs.remind_expiring(transfer.expires_at - 2 * DAY) == 0
+    assert jobs.remind_expiring(transfer.expires_at - SECOND) == 0
 
     assert len(mails("transfer_reminder")) == 1
     assert len(mails("transfer_reminder_copy")) == 1
@@ -301,18 +301,18 @@ def test_a_reminder_is_never_sent_twice(build, office):
 def test_no_reminder_for_an_offer_that_has_expired_unswept(build, office):
     transfer, _code, _chosen = offer(build, office, now=T0)
 
-    assert services.send_reminders(transfer.expires_at) == 0
-    assert services.send_reminders(transfer.expires_at + SECOND) == 0
+    assert jobs.remind_expiring(transfer.expires_at) == 0
+    assert jobs.remind_expiring(transfer.expires_at + SECOND) == 0
 
     assert mails("transfer_reminder") == mails("transfer_reminder_copy") == []
 
 
 def test_no_reminder_for_a_withdrawn_offer(build, office):
     transfer, _code, _chosen = offer(build, office, now=T0)
-    services.withdraw(office.superuser, transfer.id, origin="tests", now=T0 + DAY)
+    offers.withdraw(office.superuser, transfer.id, origin="tests", now=T0 + DAY)
     db.session.commit()
 
-    assert services.send_reminders(transfer.expires_at - DAY) == 0
+    assert jobs.remind_expiring(transfer.expires_at - DAY) == 0
 
     assert mails("transfer_reminder") == mails("transfer_reminder_copy") == []
 

@@ -17,9 +17,9 @@ from sqlalchemy import select
 from app.admin_settings.models import Administration, Document
 from app.audit import AuditEvent
 from app.db import utcnow
-from app.email import OutboxMessage
 from app.extensions import db
-from app.transfers import services
+from app.outbox import OutboxMessage
+from app.transfers import codes, offers
 from app.transfers.models import ItemState, Transfer, TransferItem, TransferState
 from tests.helpers import count, fresh, offer
 from tests.integration.pages import flash_categories, text_of
@@ -196,7 +196,7 @@ def test_the_detail_page_after_sending_shows_the_formatted_code(login, build, of
     shown = re.search(r'<code class="transfer-code big" id="transfer-code">([^<]+)</code>', html)
     assert shown, "the code is on the page"
     assert FORMATTED_CODE.match(shown.group(1))
-    assert shown.group(1) == services.code_for(transfer)
+    assert shown.group(1) == codes.code_for(transfer)
     assert "success" in flash_categories(html)
 
 
@@ -426,7 +426,7 @@ def two_offers(build, office):
     )
     a, a_code = offer(office.superuser, [a_administration])
     b, _b_code = offer(office.superuser, [b_administration], now=utcnow() - timedelta(days=3))
-    services.withdraw(office.superuser, b.id, origin="tests")
+    offers.withdraw(office.superuser, b.id, origin="tests")
     db.session.commit()
     return a, a_code, b
 
@@ -572,7 +572,7 @@ def test_withdrawing_from_the_overview_ends_the_offer_and_tells_the_recipients(
         select(OutboxMessage).where(OutboxMessage.kind == "transfer_withdrawn")
     ).all()
     assert sorted(m.to_email for m in withdrawn_mails) == sorted(recipients)
-    assert {m.transfer_id for m in withdrawn_mails} == {transfer.id}
+    assert {m.ref_id for m in withdrawn_mails} == {transfer.id}
     rows = table_rows(response.get_data(as_text=True), "outgoing")
     assert {r["state"] for r in rows} == {"withdrawn"}
     assert not any(r["withdraw"] for r in rows)
@@ -726,7 +726,7 @@ def test_offering_and_withdrawing_are_audited_with_the_actor(login, build, offic
     assert offered[0].details["terms_version"] == transfer.terms_version
     # One recipient mail and the requester's copy when offering; one recipient mail on withdrawal.
     assert len(queued) == count(OutboxMessage) == 3
-    assert {e.details["transfer_id"] for e in queued} == {transfer.id}
+    assert {(e.details["ref_type"], e.details["ref_id"]) for e in queued} == {("transfer", transfer.id)}
     assert sorted(e.details["kind"] for e in queued) == [
         "transfer_offered",
         "transfer_offered_copy",

@@ -13,9 +13,9 @@ from sqlalchemy import select
 
 from app.admin_settings.models import Administration, AdministrationState
 from app.audit import AuditEvent
-from app.email import OutboxMessage
 from app.extensions import db
-from app.transfers import services
+from app.outbox import OutboxMessage
+from app.transfers import codes
 from app.transfers.models import Transfer, TransferItem, TransferRecipient
 from tests.helpers import count, fresh
 
@@ -90,13 +90,13 @@ def test_an_offer_is_created_with_201_and_its_code(noord_api, build, office, oth
     assert all(isinstance(i["id"], int) for i in body["items"])
     fresh()
     transfer = db.session.get(Transfer, body["id"])
-    assert services.code_for(transfer) == body["code"]
+    assert codes.code_for(transfer) == body["code"]
     assert [i.id for i in transfer.items] == [i["id"] for i in body["items"]]
     assert sorted(db.session.get(Administration, a.id).state.value for a in (first, second)) == [
         "offered",
         "offered",
     ]
-    assert count(OutboxMessage, OutboxMessage.transfer_id == transfer.id) == 2
+    assert count(OutboxMessage, OutboxMessage.ref_id == transfer.id) == 2
 
 
 def _blocked(build, office):

@@ -22,9 +22,9 @@ from flask import current_app
 from sqlalchemy import select
 
 from app.db import utcnow
-from app.email import OutboxMessage, OutboxState, backoff, filled_in, relay_outbox
 from app.extensions import db
-from app.transfers import services
+from app.outbox import OutboxMessage, OutboxState, backoff, filled_in, relay_outbox
+from app.transfers import offers
 from app.transfers.models import Transfer
 
 API = "/api/v1/transfers"
@@ -101,7 +101,7 @@ def clean_administration(build, connection, name=None):
 
 
 def offer(actor, administrations, recipients):
-    transfer, code = services.create_offer(
+    transfer, code = offers.create_offer(
         actor,
         administration_ids=[a.id for a in administrations],
         recipient_emails=list(recipients),
@@ -176,7 +176,7 @@ def test_the_relay_sends_one_mail_per_recipient_and_a_copy_to_the_requester(smtp
     messages = outbox()
     assert [m.state for m in messages] == [OutboxState.SENT] * 3
     assert all(m.sent_at is not None and m.attempts == 1 for m in messages)
-    assert {m.transfer_id for m in messages} == {transfer.id}
+    assert {(m.ref_type, m.ref_id) for m in messages} == {("transfer", transfer.id)}
 
 
 def test_each_recipient_mail_carries_the_code_names_expiry_and_a_claim_link(

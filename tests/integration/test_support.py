@@ -22,21 +22,21 @@ from app.admin_settings.models import (
     Document,
     Environment,
     Plan,
+    Provenance,
 )
 from app.audit import AuditEvent
 from app.auth.models import User
 from app.db import utcnow
-from app.email import OutboxMessage
 from app.errors import ServiceError
 from app.extensions import db
+from app.outbox import OutboxMessage
 from app.support import services as support
-from app.transfers import claims, domain, services
+from app.transfers import claims, codes, domain, jobs, offers
 from app.transfers.claims import CodeRejected, Decision
-from app.transfers.copy import CopyOutcome, copy_item, copy_waiting
+from app.transfers.copying import CopyOutcome, copy_item, copy_waiting
 from app.transfers.models import (
     Claim,
     ItemState,
-    Provenance,
     Transfer,
     TransferItem,
     TransferState,
@@ -170,7 +170,7 @@ def mails(transfer_id: int, kind: str) -> list[OutboxMessage]:
     return list(
         db.session.scalars(
             select(OutboxMessage)
-            .where(OutboxMessage.transfer_id == transfer_id, OutboxMessage.kind == kind)
+            .where(OutboxMessage.ref_id == transfer_id, OutboxMessage.kind == kind)
             .order_by(OutboxMessage.to_email)
         )
     )
@@ -281,7 +281,7 @@ def test_the_console_lists_every_environments_transfers_newest_first_with_their_
 @pytest.fixture
 def every_state(build, office, other_office, support_user, monkeypatch):
     """One transfer in each state the console filters on, by name."""
-    monkeypatch.setattr("app.transfers.emails.offer_made", lambda *a, **k: None)
+    monkeypatch.setattr("app.transfers.notifications.offer_made", lambda *a, **k: None)
     now = utcnow()
     made = {}
 
@@ -300,10 +300,10 @@ def every_state(build, office, other_office, support_user, monkeypatch):
     completed = new("completed", claimed=True)
     assert copy_item(completed.items[0].id) is CopyOutcome.COPIED
     withdrawn = new("withdrawn")
-    services.withdraw(office.superuser, withdrawn.id, origin="tests")
+    offers.withdraw(office.superuser, withdrawn.id, origin="tests")
     db.session.commit()
     new("expired", days_ago=20)
-    assert services.expire_due() == 1
+    assert jobs.sweep_expired() == 1
     new("unswept", days_ago=20)  # past its expiry; no sweep has run since
     revoked = new("revoked")
     support.revoke(support_user, revoked.id, "Dubbel aangeboden", origin="tests")
@@ -438,7 +438,7 @@ def test_search_finds_transfers_by_administration_environment_or_e_mail(
 def test_the_console_shows_25_transfers_a_page_and_the_pager_keeps_the_filters(
     console, build, office, monkeypatch
 ):
-    monkeypatch.setattr("app.transfers.emails.offer_made", lambda *a, **k: None)
+    monkeypatch.setattr("app.transfers.notifications.offer_made", lambda *a, **k: None)
     now = utcnow()
     ids = []
     for n in range(27):
@@ -704,10 +704,10 @@ def test_revoking_a_transfer_that_has_already_ended_says_so_and_changes_nothing(
             claim(other_office.superuser, transfer, code, other_office.connection)
             assert copy_waiting() == 1
         elif ending == "withdrawn":
-            services.withdraw(office.superuser, transfer.id, origin="tests")
+            offers.withdraw(office.superuser, transfer.id, origin="tests")
             db.session.commit()
         elif ending == "expired":
-            assert services.expire_due() == 1
+            assert jobs.sweep_expired() == 1
         else:
             support.revoke(support_user, transfer.id, "De eerste keer", origin="tests")
             db.session.commit()
@@ -873,7 +873,7 @@ def test_the_transfer_page_shows_its_own_audit_trail_and_filters_it_by_action(
     mail_ids = {
         m.id
         for m in db.session.scalars(
-            select(OutboxMessage).where(OutboxMessage.transfer_id == transfer.id)
+            select(OutboxMessage).where(OutboxMessage.ref_id == transfer.id)
         )
     }
 
@@ -1044,7 +1044,7 @@ def test_support_never_sees_a_document_file_its_contents_or_a_transfer_code(
 
     secrets = []
     for transfer_id, known in ((transfer.id, code), (open_offer.id, open_code)):
-        formatted = services.code_for(db.session.get(Transfer, transfer_id))
+        formatted = codes.code_for(db.session.get(Transfer, transfer_id))
         assert formatted == known
         secrets += [formatted, domain.normalise_code(formatted)]
     urls = [

@@ -15,10 +15,10 @@ from sqlalchemy import select, update
 from app.admin_settings.models import Administration, AdministrationState
 from app.audit import AuditEvent
 from app.db import utcnow
-from app.email import OutboxMessage
 from app.extensions import db
-from app.transfers import domain, services
-from app.transfers.copy import copy_waiting
+from app.outbox import OutboxMessage
+from app.transfers import codes, domain, offers
+from app.transfers.copying import copy_waiting
 from app.transfers.models import ItemState, Transfer, TransferItem, TransferState
 from tests.helpers import accept_all as claim
 from tests.helpers import count, fresh, offer
@@ -115,7 +115,7 @@ def codes_of(*transfer_ids: int) -> list[str]:
     fresh()
     found = []
     for transfer_id in transfer_ids:
-        code = services.code_for(db.session.get(Transfer, transfer_id))
+        code = codes.code_for(db.session.get(Transfer, transfer_id))
         found += [code, domain.normalise_code(code)]
     return found
 
@@ -279,7 +279,7 @@ def test_revoking_through_the_api_ends_the_transfer_and_tells_both_sides(
     )
     sent = db.session.scalars(
         select(OutboxMessage).where(
-            OutboxMessage.transfer_id == transfer_id, OutboxMessage.kind == "transfer_revoked"
+            OutboxMessage.ref_id == transfer_id, OutboxMessage.kind == "transfer_revoked"
         )
     ).all()
     assert sorted(m.to_email for m in sent) == ["super@noord.example", "super@zuid.example"]
@@ -328,7 +328,7 @@ def test_revoking_a_transfer_that_already_ended_is_409_and_changes_nothing(
     assert (
         post(support_api, f"{API}/{transfers['failed']}/revoke", {"reason": "Eerste keer"})
     ).status_code == 200
-    services.withdraw(office.superuser, transfers["open"], origin="tests")
+    offers.withdraw(office.superuser, transfers["open"], origin="tests")
     db.session.commit()
     for name in ("completed", "failed", "open"):  # completed, revoked, withdrawn
         transfer_id = transfers[name]
@@ -509,7 +509,7 @@ def test_transfers_revoke_ends_the_transfer_and_tells_both_sides(runner, transfe
     assert (
         count(
             OutboxMessage,
-            OutboxMessage.transfer_id == transfer_id,
+            OutboxMessage.ref_id == transfer_id,
             OutboxMessage.kind == "transfer_revoked",
         )
         == 2

@@ -14,9 +14,9 @@ from app.admin_settings.models import AuthorizationStep, Document, Workflow
 from app.auth.models import ApiToken, User
 from app.extensions import db
 from app.transfers.claims import Decision, submit_claim
-from app.transfers.copy import copy_waiting
+from app.transfers.copying import copy_waiting
 from app.transfers.models import Transfer
-from app.transfers.services import create_offer
+from app.transfers.offers import create_offer
 
 # What a superuser of another environment gets from each endpoint:
 #   "foreign" — the path names a Noord object: 404 for every method;
@@ -58,7 +58,7 @@ EXPECTATIONS: dict[str, str] = {
     "administrations_api.list_administrations": "own",
     "administrations_api.get_administration": "foreign",
     "administrations_api.list_documents": "foreign",
-    "administrations_api.preflight": "foreign",
+    "preflight_api.preflight": "foreign",
     "transfers.overview": "own",
     "transfers.actions": "own",
     "transfers.move_checklist": "own",

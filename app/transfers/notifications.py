@@ -8,9 +8,9 @@ from urllib.parse import urlsplit
 from flask import current_app
 from sqlalchemy import select
 
-from app.email import queue_mail
 from app.errors import N_
 from app.extensions import db
+from app.outbox import queue_mail
 from app.tokens import Purpose, sign
 from app.transfers.models import Claim, Transfer
 
@@ -30,11 +30,9 @@ CODE_MARK = "[[transfer-code]]"
 LINK_MARK = "[[claim-link]]"
 
 
-def secrets_for(transfer_id: int | None) -> dict[str, str]:
+def secrets_for(transfer_id: int) -> dict[str, str]:
     """Marker → value for a mail about ``transfer_id``, derived at send time."""
-    if transfer_id is None:
-        return {}
-    from app.transfers.services import code_for
+    from app.transfers.codes import code_for
 
     transfer = db.session.get(Transfer, transfer_id)
     if transfer is None:
@@ -74,7 +72,7 @@ def _to_recipients_with_copy(
             subject=subject,
             template=kind,
             context=context,
-            transfer_id=transfer.id,
+            ref=("transfer", transfer.id),
         )
     queue_mail(
         kind=f"{kind}_copy",
@@ -83,7 +81,7 @@ def _to_recipients_with_copy(
         template=f"{kind}_copy",
         context=context,
         environment_id=transfer.source_environment_id,
-        transfer_id=transfer.id,
+        ref=("transfer", transfer.id),
     )
 
 
@@ -107,7 +105,7 @@ def offer_withdrawn(transfer: Transfer) -> None:
             subject=N_("%(source_name)s has withdrawn its offer"),
             template="transfer_withdrawn",
             context=context,
-            transfer_id=transfer.id,
+            ref=("transfer", transfer.id),
         )
 
 
@@ -119,7 +117,7 @@ def offer_expired(transfer: Transfer) -> None:
         template="transfer_expired",
         context=_context(transfer),
         environment_id=transfer.source_environment_id,
-        transfer_id=transfer.id,
+        ref=("transfer", transfer.id),
     )
 
 
@@ -143,7 +141,7 @@ def items_rejected(transfer: Transfer, items: list, receiver_name: str) -> None:
         template="transfer_items_rejected",
         context=_context(transfer, rejected=items, receiver=receiver_name, count=len(items)),
         environment_id=transfer.source_environment_id,
-        transfer_id=transfer.id,
+        ref=("transfer", transfer.id),
     )
 
 
@@ -169,7 +167,7 @@ def claim_completed(transfer: Transfer, claim) -> None:
             template="transfer_completed",
             context={**context, "count": len(context["migrated"])},
             environment_id=environment_id,
-            transfer_id=transfer.id,
+            ref=("transfer", transfer.id),
         )
 
 
@@ -192,5 +190,5 @@ def transfer_revoked(transfer: Transfer, reason: str) -> None:
             template="transfer_revoked",
             context=context,
             environment_id=environment_id,
-            transfer_id=transfer.id,
+            ref=("transfer", transfer.id),
         )

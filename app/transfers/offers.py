@@ -1,0 +1,233 @@
+"""Offering administrations: the preflight (checklist points 2–4), choosing what to
+offer, checking the offer, and sending or withdrawing it (through ``lifecycle``).
+
+Services take the acting user and plain arguments, look tenant objects up through
+``app.scoping`` and flush; the caller's unit of work commits.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from email_validator import EmailNotValidError, validate_email
+from flask import current_app
+from flask_babel import gettext
+from sqlalchemy import func, select
+
+from app.admin_settings.models import Administration, AdministrationState, Connection
+from app.admin_settings.services import AdministrationRow, facts_for
+from app.auth.models import User
+from app.db import utcnow
+from app.errors import N_, NotFoundError, ServiceError, ValidationFailed
+from app.extensions import db
+from app.scoping import get_scoped_or_404, scoped_select
+from app.transfers import access, domain, lifecycle
+from app.transfers.access import Side, require_migrate
+from app.transfers.models import Transfer
+
+# --- preflight ---------------------------------------------------------------------------------
+
+
+class PreflightRow(AdministrationRow):
+    """One administration as the move-out wizard sees it: its blockers, and whether it
+    can be chosen (no blockers, not already on offer or moved)."""
+
+    @property
+    def selectable(self) -> bool:
+        return not self.blockers and self.administration.state is AdministrationState.ACTIVE
+
+
+def preflight(actor: User, connection_id: int) -> list[PreflightRow]:
+    """Checklist points 2–4 for every administration of one of the actor's connections."""
+    require_migrate(actor)
+    connection = get_scoped_or_404(Connection, connection_id, actor)
+    administrations = list(
+        db.session.scalars(
+            scoped_select(Administration, actor)
+            .where(Administration.connection_id == connection.id)
+            .order_by(Administration.name)
+        )
+    )
+    facts = facts_for(a.id for a in administrations)
+    return [PreflightRow(a, facts[a.id]) for a in administrations]
+
+
+def preflight_administration(actor: User, administration_id: int) -> PreflightRow:
+    require_migrate(actor)
+    administration = get_scoped_or_404(Administration, administration_id, actor)
+    return PreflightRow(administration, facts_for([administration.id])[administration.id])
+
+
+def connections_for_wizard(actor: User) -> list[Connection]:
+    require_migrate(actor)
+    return list(db.session.scalars(scoped_select(Connection, actor).order_by(Connection.name)))
+
+
+# --- offering ----------------------------------------------------------------------------------
+
+
+def _is_valid_email(email: str) -> bool:
+    try:
+        validate_email(email, check_deliverability=False, test_environment=current_app.testing)
+    except EmailNotValidError:
+        return False
+    return True
+
+
+_RECIPIENT_MESSAGES = {
+    "malformed": N_("“%(email)s” is not a valid e-mail address."),
+    "repeated": N_("“%(email)s” is given more than once."),
+    "own": N_("“%(email)s” is your own address; it already gets a copy."),
+    "own_environment": N_(
+        "“%(email)s” belongs to a user of your own environment; send the offer to someone at the other office."
+    ),
+}
+
+
+def _selection_errors(
+    actor: User, administration_ids: list[int]
+) -> tuple[list[Administration], list[ServiceError]]:
+    """The chosen administrations and what stops them from being offered together.
+
+    An administration id that is not the actor's is a 404, as everywhere.
+    """
+    ids = list(dict.fromkeys(administration_ids))
+    if not ids:
+        return [], [ServiceError("administration_ids", N_("Choose at least one administration."))]
+    found = {
+        a.id: a
+        for a in db.session.scalars(
+            scoped_select(Administration, actor).where(Administration.id.in_(ids))
+        )
+    }
+    if len(found) != len(ids):
+        raise NotFoundError()
+    administrations = [found[i] for i in ids]
+    errors: list[ServiceError] = []
+    if len({a.connection_id for a in administrations}) > 1:
+        errors.append(
+            ServiceError(
+                "administration_ids",
+                N_("Choose administrations of one connection; offer the others separately."),
+            )
+        )
+    facts = facts_for(ids)
+    for administration in administrations:
+        row = PreflightRow(administration, facts[administration.id])
+        if administration.state is AdministrationState.OFFERED:
+            message = N_("“%(name)s” is already on offer.")
+            errors.append(ServiceError("administration_ids", message, name=administration.name))
+        elif administration.state is AdministrationState.MIGRATED:
+            message = N_("“%(name)s” has already moved to another office.")
+            errors.append(ServiceError("administration_ids", message, name=administration.name))
+        elif row.blockers:
+            errors.append(
+                ServiceError(
+                    "administration_ids",
+                    N_("“%(name)s” cannot move yet: %(blockers)s."),
+                    name=administration.name,
+                    blockers=", ".join(
+                        f"{b.count} {gettext(BLOCKER_WORDS[b.kind])}" for b in row.blockers
+                    ),
+                )
+            )
+    return administrations, errors
+
+
+def check_selection(actor: User, administration_ids: list[int]) -> list[Administration]:
+    """The wizard's second step: ``ValidationFailed`` unless these can be offered together."""
+    require_migrate(actor)
+    administrations, errors = _selection_errors(actor, administration_ids)
+    if errors:
+        raise ValidationFailed(errors)
+    return administrations
+
+
+def validate_offer(
+    actor: User,
+    *,
+    administration_ids: list[int],
+    recipient_emails: list[str],
+    checklist_confirmed: bool,
+    accept_terms: bool,
+) -> tuple[list[Administration], list[str]]:
+    """Check an offer completely; ``ValidationFailed`` lists every problem at once."""
+    require_migrate(actor)
+    administrations, errors = _selection_errors(actor, administration_ids)
+    own_emails = set(
+        db.session.scalars(
+            select(func.lower(User.email)).where(User.environment_id == actor.environment_id)
+        )
+    )
+    cleaned, problems = domain.check_recipients(
+        recipient_emails,
+        requester_email=actor.email,
+        own_environment_emails=own_emails,
+        is_valid=_is_valid_email,
+    )
+    for problem in problems:
+        errors.append(
+            ServiceError(
+                "recipient_emails", _RECIPIENT_MESSAGES[problem.problem], email=problem.email
+            )
+        )
+    if not cleaned and not problems:
+        errors.append(
+            ServiceError(
+                "recipient_emails", N_("Give the e-mail address of at least one recipient.")
+            )
+        )
+    if not checklist_confirmed:
+        errors.append(
+            ServiceError("checklist_confirmed", N_("Confirm all four points of the checklist."))
+        )
+    if not accept_terms:
+        errors.append(ServiceError("accept_terms", N_("Accept the terms to send the offer.")))
+    if errors:
+        raise ValidationFailed(errors)
+    return administrations, cleaned
+
+
+BLOCKER_WORDS = {
+    "authorizers_in_flows": N_("authorizer(s) in authorization flows"),
+    "active_workflows": N_("active workflow(s)"),
+    "undecided_documents": N_("document(s) still to be decided"),
+}
+
+
+def create_offer(
+    actor: User,
+    *,
+    administration_ids: list[int],
+    recipient_emails: list[str],
+    checklist_confirmed: bool,
+    accept_terms: bool,
+    origin: str,
+    now: datetime | None = None,
+) -> tuple[Transfer, str]:
+    """Offer administrations to another office: a code, mails, the administrations on offer.
+
+    Returns the transfer and its formatted code. Nothing is created when any input
+    is bad (``ValidationFailed``).
+    """
+    administrations, recipients = validate_offer(
+        actor,
+        administration_ids=administration_ids,
+        recipient_emails=recipient_emails,
+        checklist_confirmed=checklist_confirmed,
+        accept_terms=accept_terms,
+    )
+    now = now or utcnow()
+    return lifecycle.offer(
+        actor, administrations, administrations[0].connection, recipients, origin=origin, now=now
+    )
+
+
+def withdraw(
+    actor: User, transfer_id: int, *, origin: str, now: datetime | None = None
+) -> Transfer:
+    """End an offer before its claim starts; the code dies at once and recipients are told."""
+    require_migrate(actor)
+    transfer, _side = access.transfer_for(actor, transfer_id, sides=(Side.OUTGOING,))
+    lifecycle.withdraw(actor, transfer, origin=origin, now=now or utcnow())
+    return transfer

@@ -1,0 +1,294 @@
+"""The migration overview: what an environment offered and received, a page at a
+time along an index, with search over every column; and one offer as a side sees it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from flask import current_app
+from sqlalchemy import and_, func, or_, select, text
+
+from app.auth.models import User
+from app.db import utcnow
+from app.errors import N_, ServiceError
+from app.extensions import db
+from app.paging import Page
+from app.transfers import access, domain
+from app.transfers.access import Side, require_migrate
+from app.transfers.codes import code_for, digest_for
+from app.transfers.domain import ItemState, TransferState
+from app.transfers.models import Claim, Transfer, TransferInbox, TransferItem
+
+# --- overviews ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TransferRow:
+    """One administration of one offer, as an overview shows it."""
+
+    item: TransferItem
+    transfer: Transfer
+    state: ItemState
+    code: str | None
+    can_withdraw: bool
+    claim_id: int | None = None
+
+
+def _parse_day(q: str) -> date | None:
+    for fmt in ("%d-%m-%Y", "%Y-%m-%d", "%d/%m/%Y", "%d.%m.%Y"):
+        try:
+            return datetime.strptime(q, fmt).date()
+        except ValueError:
+            continue
+    return None
+
+
+def _day_range(day: date) -> tuple[datetime, datetime]:
+    """A calendar day in the office's time zone, as a UTC range."""
+    zone = ZoneInfo(current_app.config["BABEL_DEFAULT_TIMEZONE"])
+    start = datetime.combine(day, time.min, tzinfo=zone).astimezone(UTC)
+    return start, start + timedelta(days=1)
+
+
+def _words_only(q: str, labels: dict[ItemState, str]) -> bool:
+    """A search that is not a code, a date or a status word: only the text columns."""
+    try:
+        domain.normalise_code(q)
+    except domain.CodeError:
+        pass
+    else:
+        return False
+    needle = q.lower()
+    return _parse_day(q) is None and not any(
+        needle in (text.lower(), state.value) for state, text in labels.items()
+    )
+
+
+# SQLite's trigram full-text index over transfer_items.search_text (see models): the
+# matches are found in the index, then narrowed to the environment and sorted, so a
+# search costs what it finds, not what the environment holds.
+_SQLITE_WORD_SEARCH = {
+    # The matches come from the full-text index first (the IN list); ``+`` keeps SQLite
+    # from walking the environment's index instead and matching row by row.
+    "outgoing": (
+        "SELECT id FROM transfer_items WHERE id IN "
+        "(SELECT rowid FROM transfer_items_fts WHERE transfer_items_fts MATCH :match) "
+        "AND +source_environment_id = :env ORDER BY created_at DESC, id DESC"
+    ),
+    "incoming": (
+        "SELECT transfer_item_id FROM transfer_inbox WHERE transfer_item_id IN "
+        "(SELECT rowid FROM transfer_items_fts WHERE transfer_items_fts MATCH :match) "
+        "AND +environment_id = :env ORDER BY created_at DESC, transfer_item_id DESC"
+    ),
+}
+
+
+def _sqlite_word_search(direction: str, env: int, needle: str) -> list[int]:
+    phrase = '"' + needle.replace('"', '""') + '"'
+    return list(
+        db.session.scalars(text(_SQLITE_WORD_SEARCH[direction]), {"match": phrase, "env": env})
+    )
+
+
+def _contains(column, needle: str):
+    """``column`` (already lower-case) contains ``needle``: a plain substring test, cheaper
+    than LIKE and with no wildcards to escape."""
+    if db.engine.dialect.name == "postgresql":
+        return func.strpos(column, needle) > 0
+    return func.instr(column, needle) > 0
+
+
+def _search_conditions(
+    q: str, now: datetime, labels: dict[ItemState, str], text_column, key_column
+):
+    """What a search matches, as (conditions, whether they need the item and transfer).
+
+    A transfer code finds its offer through the unique digest; otherwise the words are
+    matched against ``text_column`` (the lower-cased name, code, e-mail and accounting
+    system, kept in the page's own index), a date against the day offered or expiring,
+    and a status word against the effective state.
+    """
+    try:
+        code = domain.normalise_code(q)
+    except domain.CodeError:
+        pass
+    else:
+        items_of_offer = (
+            select(TransferItem.id)
+            .join(Transfer, Transfer.id == TransferItem.transfer_id)
+            .where(Transfer.code_digest == digest_for(code))
+        )
+        return [key_column.in_(items_of_offer)], False
+    needle = q.lower()
+    conditions = [_contains(text_column, needle)]
+    needs_join = False
+    day = _parse_day(q)
+    if day is not None:
+        start, end = _day_range(day)
+        conditions.append(and_(Transfer.created_at >= start, Transfer.created_at < end))
+        conditions.append(and_(Transfer.expires_at >= start, Transfer.expires_at < end))
+        needs_join = True
+    for state, word in labels.items():
+        if needle in (word.lower(), state.value):
+            conditions.append(_state_condition(state, now))
+            needs_join = True
+    return [or_(*conditions)], needs_join
+
+
+def _state_condition(state: ItemState, now: datetime):
+    """Items whose effective state is ``state`` (expiry counts without a sweep)."""
+    dead = and_(TransferItem.state == ItemState.OFFERED, Transfer.is_dead_unswept(now))
+    if state is ItemState.OFFERED:
+        return and_(TransferItem.state == ItemState.OFFERED, ~dead)
+    if state is ItemState.EXPIRED:
+        return or_(TransferItem.state == ItemState.EXPIRED, dead)
+    return TransferItem.state == state
+
+
+def list_transfers(
+    actor: User,
+    *,
+    direction: str,
+    q: str = "",
+    page: int = 1,
+    per_page: int | None = None,
+    state_labels: dict[ItemState, str] | None = None,
+    now: datetime | None = None,
+) -> Page[TransferRow]:
+    """One page of the overview, newest first: ``outgoing`` (offered by us) or
+    ``incoming`` (received). Search covers every column the overview shows.
+
+    Pages are read along an index (items by source environment, the inbox by
+    receiving environment), so a page costs the same with 100 or 100,000 offers.
+    """
+    require_migrate(actor)
+    now = now or utcnow()
+    per_page = per_page or current_app.config["TRANSFERS_PER_PAGE"]
+    page = max(1, page)
+    env = actor.environment_id
+    if direction == "outgoing":
+        key, created = TransferItem.id, TransferItem.created_at
+        stmt = select(key).where(TransferItem.source_environment_id == env)
+    elif direction == "incoming":
+        key, created = TransferInbox.transfer_item_id, TransferInbox.created_at
+        stmt = select(key).where(TransferInbox.environment_id == env)
+    else:
+        raise ServiceError("direction", N_("Choose outgoing or incoming."))
+    q = (q or "").strip()
+    order = (created.desc(), key.desc())
+    words_only = q and _words_only(q, state_labels or {})
+    if words_only and db.engine.dialect.name == "sqlite" and len(q) >= 3:
+        matches = _sqlite_word_search(direction, env, q.lower())
+        total = len(matches)
+        ids = matches[(page - 1) * per_page : page * per_page]
+    elif q:
+        table = TransferItem if direction == "outgoing" else TransferInbox
+        conditions, needs_join = _search_conditions(
+            q, now, state_labels or {}, table.search_text, key
+        )
+        if needs_join:
+            if direction == "incoming":
+                stmt = stmt.join(TransferItem, TransferItem.id == TransferInbox.transfer_item_id)
+            stmt = stmt.join(Transfer, Transfer.id == TransferItem.transfer_id)
+        # One pass over this environment's index gives both the count and the page.
+        matches = list(db.session.scalars(stmt.where(*conditions).order_by(*order)))
+        total = len(matches)
+        ids = matches[(page - 1) * per_page : page * per_page]
+    else:
+        total = db.session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+        ids = list(
+            db.session.scalars(stmt.order_by(*order).limit(per_page).offset((page - 1) * per_page))
+        )
+    loaded = {
+        item.id: (item, transfer, claim_id)
+        for item, transfer, claim_id in db.session.execute(
+            select(TransferItem, Transfer, Claim.id)
+            .join(Transfer, TransferItem.transfer_id == Transfer.id)
+            .outerjoin(Claim, Claim.transfer_id == Transfer.id)
+            .where(TransferItem.id.in_(ids))
+        )
+    }
+    show_code = direction == "outgoing"
+    result = []
+    for item_id in ids:
+        item, transfer, claim_id = loaded[item_id]
+        claimed = transfer.is_claimed
+        result.append(
+            TransferRow(
+                item=item,
+                transfer=transfer,
+                state=domain.effective_item_state(
+                    item.state, transfer.state, transfer.expires_at, now, claimed=claimed
+                ),
+                code=code_for(transfer) if show_code else None,
+                can_withdraw=show_code
+                and domain.can_withdraw(
+                    transfer.state, [item.state], transfer.expires_at, now, claimed=claimed
+                ),
+                claim_id=claim_id,
+            )
+        )
+    return Page(result, page, per_page, total)
+
+
+@dataclass(frozen=True)
+class ItemRow:
+    """One administration of an offer with the state people must see."""
+
+    item: TransferItem
+    state: ItemState
+
+
+@dataclass(frozen=True)
+class TransferView:
+    transfer: Transfer
+    direction: str
+    state: TransferState
+    code: str | None
+    items: list[tuple[TransferItem, ItemState]]
+    can_withdraw: bool
+
+    @property
+    def item_rows(self) -> list[ItemRow]:
+        return [ItemRow(item, state) for item, state in self.items]
+
+    @property
+    def recipient_emails(self) -> list[str]:
+        """Only the offering side sees whom it offered to."""
+        return self.transfer.recipient_emails if self.direction == Side.OUTGOING else []
+
+
+def get_transfer(actor: User, transfer_id: int, *, now: datetime | None = None) -> TransferView:
+    """One offer as the actor may see it: the source environment sees its code; an
+    addressed environment sees the rest; anyone else gets a 404."""
+    require_migrate(actor)
+    now = now or utcnow()
+    transfer, side = access.transfer_for(actor, transfer_id, sides=(Side.OUTGOING, Side.INCOMING))
+    direction = side.value
+    claimed = transfer.is_claimed
+    items = [
+        (
+            i,
+            domain.effective_item_state(
+                i.state, transfer.state, transfer.expires_at, now, claimed=claimed
+            ),
+        )
+        for i in transfer.items
+    ]
+    return TransferView(
+        transfer=transfer,
+        direction=direction,
+        state=domain.effective_state(transfer.state, transfer.expires_at, now, claimed=claimed),
+        code=code_for(transfer) if direction == "outgoing" else None,
+        items=items,
+        can_withdraw=direction == "outgoing"
+        and domain.can_withdraw(
+            transfer.state,
+            [i.state for i in transfer.items],
+            transfer.expires_at,
+            now,
+            claimed=claimed,
+        ),
+    )
