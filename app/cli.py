@@ -10,6 +10,7 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from app.extensions import db
+from app.web import unit_of_work
 
 
 @click.group("users")
@@ -30,8 +31,8 @@ def users_token(email: str, name: str) -> None:
     ).one_or_none()
     if user is None:
         raise click.ClickException(f"No user with e-mail address {email}.")
-    _row, token = services.create_api_token(user, name, origin="cli")
-    db.session.commit()
+    with unit_of_work():
+        _row, token = services.create_api_token(user, name, origin="cli")
     click.echo(token)
 
 
@@ -41,8 +42,8 @@ def demo_command(reset: bool) -> None:
     """Seed the demo offices, users, administrations and documents (idempotent)."""
     from app.demo import seed_demo
 
-    result = seed_demo(reset=reset, echo=click.echo)
-    db.session.commit()
+    with unit_of_work():
+        result = seed_demo(reset=reset, echo=click.echo)
     click.echo(result)
 
 
@@ -144,7 +145,6 @@ def transfers_retry(transfer_id: int) -> None:
 def _cli_unit_of_work(transfer_id: int):
     """The command's unit of work; a refusal becomes the command's error message."""
     from app.errors import ServiceError
-    from app.web import unit_of_work
 
     try:
         with unit_of_work():

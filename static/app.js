@@ -29,7 +29,7 @@ function renderProgress(row, item) {
     bar.querySelector("span").style.width = `${item.percent}%`;
   }
   const text = row.querySelector(".progress-text");
-  if (text) text.textContent = text.textContent.replace(/\d+(\D+)\d+/, `${item.done}$1${item.total}`);
+  if (text && item.text) text.textContent = item.text;
 }
 
 function poll(url, onData) {

@@ -8,7 +8,7 @@ from flask_smorest import Blueprint
 from app.auth import services
 from app.auth.models import User
 from app.auth.schemas import UserSchema
-from app.extensions import db
+from app.web import unit_of_work
 
 blp = Blueprint("auth_api", __name__, url_prefix="/me", description="The token's owner")
 
@@ -22,10 +22,12 @@ def authenticate_bearer() -> None:
         return
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
-    user = services.user_for_token(token.strip()) if scheme.lower() == "bearer" and token else None
+    with unit_of_work():  # keeps the token's last-used time
+        user = (
+            services.user_for_token(token.strip()) if scheme.lower() == "bearer" and token else None
+        )
     if user is None:
         abort(401)
-    db.session.commit()  # keeps the token's last-used time
     g.api_user = user
 
 

@@ -9,8 +9,8 @@ from flask_login import current_user, login_required, login_user, logout_user
 from app.auth import services
 from app.auth.forms import ApiTokenForm, LanguageForm, LoginForm
 from app.errors import ServiceError
-from app.extensions import db, limiter
-from app.web import origin, safe_next
+from app.extensions import limiter
+from app.web import origin, safe_next, unit_of_work
 
 bp = Blueprint("auth", __name__)
 
@@ -41,8 +41,8 @@ def login():
         return redirect(home_for(current_user))
     form = LoginForm(next=request.args.get("next"))
     if form.validate_on_submit():
-        user = services.authenticate(form.email.data, form.password.data, origin=origin())
-        db.session.commit()
+        with unit_of_work():  # the attempt is audited whether or not it succeeds
+            user = services.authenticate(form.email.data, form.password.data, origin=origin())
         if user is not None:
             login_user(user)
             if user.language:
@@ -65,8 +65,8 @@ def language():
     form = LanguageForm()
     if form.validate_on_submit():
         user = current_user if current_user.is_authenticated else None
-        services.set_language(user, form.language.data)
-        db.session.commit()
+        with unit_of_work():
+            services.set_language(user, form.language.data)
         session["language"] = form.language.data
     return redirect(safe_next(form.next.data) or url_for("auth.index"))
 
@@ -78,13 +78,15 @@ def account():
     new_token = None
     if form.validate_on_submit():
         try:
-            _row, new_token = services.create_api_token(
-                current_user, form.name.data, origin=origin()
-            )
+            with unit_of_work():
+                _row, new_token = services.create_api_token(
+                    current_user, form.name.data, origin=origin()
+                )
         except ServiceError as error:
+            if not error.for_the_form:
+                raise
             form.name.errors.append(error.translated())
         else:
-            db.session.commit()
             form = ApiTokenForm(formdata=None)
     return render_template(
         "auth/account.html",
@@ -98,7 +100,7 @@ def account():
 @login_required
 def revoke_token(token_id: int):
     # CSRFProtect has checked the token before this view runs.
-    services.revoke_api_token(current_user, token_id, origin=origin())
-    db.session.commit()
+    with unit_of_work():
+        services.revoke_api_token(current_user, token_id, origin=origin())
     flash(_("The token has been revoked."), "success")
     return redirect(url_for("auth.account"))

@@ -13,6 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from flask import current_app
+from flask_babel import gettext
 from sqlalchemy import func, select
 
 from app import audit
@@ -289,6 +290,15 @@ class ItemProgress:
     done: int
     total: int
     side: str = "target"
+    # False while a copy runs and the progress store has no figure for it (not reported
+    # yet, or the store cannot be reached): the page then says "bezig" instead of numbers.
+    known: bool = True
+
+    @property
+    def text(self) -> str:
+        if not self.known:
+            return gettext("in progress")
+        return gettext("%(done)d of %(total)d documents", done=self.done, total=self.total)
 
     @property
     def target_administration_id(self) -> int | None:
@@ -333,7 +343,8 @@ def _item_progress(item: TransferItem, side: str = "target") -> ItemProgress:
     )
     if reported:
         return ItemProgress(item, *reported, side)
-    return ItemProgress(item, 0, item.documents_total or 0, side)
+    known = item.state is not ItemState.CLAIMING
+    return ItemProgress(item, 0, item.documents_total or 0, side, known=known)
 
 
 def get_claim(actor: User, claim_id: int) -> ClaimView:

@@ -38,6 +38,7 @@ from app.extensions import db
 from app.progress import progress_store
 from app.transfers import lifecycle
 from app.transfers.models import Claim, Transfer, TransferItem
+from app.web import unit_of_work
 
 log = logging.getLogger(__name__)
 
@@ -85,30 +86,43 @@ def progress_key(item_id: int) -> str:
 
 
 def copy_item(item_id: int, *, now: datetime | None = None) -> CopyOutcome:
-    """Copy one claimed item if no other worker has it; commits its own transactions."""
+    """Copy one claimed item if no other worker has it: three units of work of its own
+    (take the lease; copy; on failure, record it)."""
     now = now or utcnow()
     lease = policy()
     owner = leases.new_owner()
-    begin_write(db.session)
-    taken = leases.take(
-        db.session,
-        TransferItem,
-        item_id,
-        lifecycle.copy_waiting(),
-        owner=owner,
-        policy=lease,
-        now=now,
-    )
-    db.session.commit()
+    with unit_of_work():
+        begin_write(db.session)
+        taken = leases.take(
+            db.session,
+            TransferItem,
+            item_id,
+            lifecycle.copy_waiting(),
+            owner=owner,
+            policy=lease,
+            now=now,
+        )
     if not taken:
         return CopyOutcome.BUSY
+    with unit_of_work():
+        # Attempts also count takes whose worker died before it could record a failure:
+        # past the maximum, the item waits for support instead of being tried forever.
+        item = db.session.get(TransferItem, item_id)
+        if item.attempts > lease.max_attempts:
+            lifecycle.copy_failed(
+                item,
+                f"gave up after {item.attempts - 1} attempts that did not finish",
+                give_up=True,
+                owner=owner,
+                retry_at=now,
+                now=now,
+            )
+            return CopyOutcome.FAILED
     try:
-        with leases.Heartbeat(db.engine, TransferItem, item_id, owner, lease):
+        with leases.Heartbeat(db.engine, TransferItem, item_id, owner, lease), unit_of_work():
             begin_write(db.session)
             _copy(item_id, owner, now)
-            db.session.commit()
     except Exception as error:  # noqa: BLE001 - every failure is recorded and retried
-        db.session.rollback()
         return _record_failure(item_id, owner, error, now)
     finally:
         progress_store().clear(progress_key(item_id))
@@ -205,21 +219,20 @@ def _record_failure(item_id: int, owner: str, error: Exception, now: datetime) -
         error.message if isinstance(error, LandingRefused) else f"{type(error).__name__}: {error}"
     )
     log.warning("copy of transfer item %s failed: %s", item_id, message)
-    begin_write(db.session)
-    item = db.session.get(TransferItem, item_id)
-    if item is None:
-        db.session.commit()
-        return CopyOutcome.BUSY
-    give_up = isinstance(error, LandingRefused) or item.attempts >= lease.max_attempts
-    recorded = lifecycle.copy_failed(
-        item,
-        message,
-        give_up=give_up,
-        owner=owner,
-        retry_at=now + lease.backoff(item.attempts),
-        now=now,
-    )
-    db.session.commit()
+    with unit_of_work():
+        begin_write(db.session)
+        item = db.session.get(TransferItem, item_id)
+        if item is None:
+            return CopyOutcome.BUSY
+        give_up = isinstance(error, LandingRefused) or item.attempts >= lease.max_attempts
+        recorded = lifecycle.copy_failed(
+            item,
+            message,
+            give_up=give_up,
+            owner=owner,
+            retry_at=now + lease.backoff(item.attempts),
+            now=now,
+        )
     if not recorded:
         return CopyOutcome.BUSY
     return CopyOutcome.FAILED if give_up else CopyOutcome.RETRY
@@ -228,6 +241,6 @@ def _record_failure(item_id: int, owner: str, error: Exception, now: datetime) -
 def copy_waiting(*, now: datetime | None = None, limit: int = 10) -> int:
     """The job: copy claimed items whose lease is free; returns how many were copied."""
     now = now or utcnow()
-    item_ids = leases.candidates(db.session, TransferItem, lifecycle.copy_waiting(), now, limit)
-    db.session.commit()
+    with unit_of_work():  # the candidates' row locks end with this short unit
+        item_ids = leases.candidates(db.session, TransferItem, lifecycle.copy_waiting(), now, limit)
     return sum(copy_item(i, now=now) is CopyOutcome.COPIED for i in item_ids)

@@ -20,8 +20,8 @@ from app.web import unit_of_work
 def _each(condition, step) -> int:
     """Run ``step(transfer)`` for every transfer matching ``condition``, one unit of work
     each; returns how many steps did something."""
-    ids = list(db.session.scalars(select(Transfer.id).where(condition).order_by(Transfer.id)))
-    db.session.commit()
+    with unit_of_work():
+        ids = list(db.session.scalars(select(Transfer.id).where(condition).order_by(Transfer.id)))
     done = 0
     for transfer_id in ids:
         with unit_of_work():

@@ -284,6 +284,7 @@ def _progress_json(progress: list) -> list[dict]:
             "done": p.done,
             "total": p.total,
             "percent": p.percent,
+            "text": p.text,
         }
         for p in progress
     ]
