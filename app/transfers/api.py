@@ -85,6 +85,17 @@ def withdraw(transfer_id: int):
     return overview.get_transfer(actor, transfer_id)
 
 
+@blp.route("/<int:transfer_id>/extend", methods=["POST"])
+@blp.response(200, TransferSchema)
+def extend(transfer_id: int):
+    """Give an open offer 15 days from now (at most twice; the code stays the same and the
+    recipients are told); 409 when it has ended or was extended twice already."""
+    actor = api_user()
+    with unit_of_work():
+        offers.extend(actor, transfer_id, origin="api")
+    return overview.get_transfer(actor, transfer_id)
+
+
 claims_blp = Blueprint(
     "claims_api",
     __name__,

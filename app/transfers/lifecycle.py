@@ -1,7 +1,8 @@
 """Every change of state of a transfer and its items, in one module.
 
 offer → (withdraw | expire | redeem → copy: complete | back off | fail → retry) | revoke,
-and extend and remind on the way. Each function is one atomic step: a conditional
+and extend and remind on the way: an offer's expiry is extended in ``extend`` and
+nowhere else. Each function is one atomic step: a conditional
 UPDATE judged by the database (so of any racing steps exactly one wins, and running
 a job twice does nothing twice), its audit event and its mails (through the outbox),
 all flushed into the caller's unit of work; nothing here commits. A step that loses
@@ -235,6 +236,49 @@ def withdraw(actor: User, transfer: Transfer, *, origin: str, now: datetime) -> 
         origin=origin,
     )
     notifications.offer_withdrawn(transfer)
+
+
+def extend(actor: User, transfer: Transfer, *, origin: str, now: datetime) -> None:
+    """Give a live offer ``TRANSFER_CODE_TTL_DAYS`` from now, at most
+    ``TRANSFER_MAX_EXTENSIONS`` times; the code stays the same and the reminder is due
+    again before the new expiry. The recipients are told."""
+    config = current_app.config
+    if not transfer.is_live(now):
+        raise Conflict("transfer", why_final(transfer, now))
+    most = config["TRANSFER_MAX_EXTENSIONS"]
+    new_expiry = domain.expiry(now, config["TRANSFER_CODE_TTL_DAYS"])
+    won = db.session.execute(
+        update(Transfer)
+        .where(
+            Transfer.id == transfer.id,
+            Transfer.is_live(now),
+            Transfer.extensions < most,
+            Transfer.expires_at < new_expiry,
+        )
+        .values(
+            expires_at=new_expiry,
+            extensions=Transfer.extensions + 1,
+            reminder_sent_at=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if won.rowcount != 1:
+        raise Conflict(
+            "transfer",
+            N_("This offer has been extended %(most)d times already; make a new offer."),
+            most=most,
+        )
+    db.session.expire(transfer)
+    audit.record(
+        "transfer_extended",
+        actor=actor,
+        object_type="transfer",
+        object_id=transfer.id,
+        environment_id=transfer.source_environment_id,
+        origin=origin,
+        details={"expires_at": new_expiry.isoformat(), "extensions": transfer.extensions},
+    )
+    notifications.offer_extended(transfer)
 
 
 def expire(transfer: Transfer, *, now: datetime) -> bool:

@@ -109,6 +109,18 @@ def offer_withdrawn(transfer: Transfer) -> None:
         )
 
 
+def offer_extended(transfer: Transfer) -> None:
+    """The new expiry to every recipient (with the code, which stays the same); a copy
+    to the requester."""
+    _to_recipients_with_copy(
+        transfer,
+        "transfer_extended",
+        N_("The offer from %(source_name)s has been extended"),
+        N_("Copy: your offer has been extended"),
+        _context(transfer, code=CODE_MARK, link=LINK_MARK),
+    )
+
+
 def offer_expired(transfer: Transfer) -> None:
     queue_mail(
         kind="transfer_expired",

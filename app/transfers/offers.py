@@ -231,3 +231,11 @@ def withdraw(
     transfer, _side = access.transfer_for(actor, transfer_id, sides=(Side.OUTGOING,))
     lifecycle.withdraw(actor, transfer, origin=origin, now=now or utcnow())
     return transfer
+
+
+def extend(actor: User, transfer_id: int, *, origin: str, now: datetime | None = None) -> Transfer:
+    """Give an open offer 15 days from now (at most twice); the recipients are told."""
+    require_migrate(actor)
+    transfer, _side = access.transfer_for(actor, transfer_id, sides=(Side.OUTGOING,))
+    lifecycle.extend(actor, transfer, origin=origin, now=now or utcnow())
+    return transfer

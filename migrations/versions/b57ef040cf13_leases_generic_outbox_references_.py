@@ -5,6 +5,7 @@ leased work (outbox messages, transfer items) records who holds the lease; prove
 says where an administration came from (a transfer, or next a migration file). Rows
 that exist keep their meaning: transfer ids become ("transfer", id) references, the
 relay's lock becomes its lease, and every existing provenance came from a transfer.
+An offer also counts how often its expiry was extended.
 
 Revision ID: b57ef040cf13
 Revises: f395a49f8cfa
@@ -46,8 +47,16 @@ def upgrade():
     with op.batch_alter_table('transfer_items', schema=None) as batch_op:
         batch_op.add_column(sa.Column('lease_owner', sa.String(length=80), nullable=True))
 
+    with op.batch_alter_table('transfers', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('extensions', sa.Integer(), nullable=False, server_default='0'))
+    with op.batch_alter_table('transfers', schema=None) as batch_op:
+        batch_op.alter_column('extensions', server_default=None)
+
 
 def downgrade():
+    with op.batch_alter_table('transfers', schema=None) as batch_op:
+        batch_op.drop_column('extensions')
+
     with op.batch_alter_table('transfer_items', schema=None) as batch_op:
         batch_op.drop_column('lease_owner')
 

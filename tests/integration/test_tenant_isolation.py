@@ -71,6 +71,7 @@ EXPECTATIONS: dict[str, str] = {
     "transfers_api.list_transfers": "own",
     "transfers_api.get": "foreign",
     "transfers_api.withdraw": "foreign",
+    "transfers_api.extend": "foreign",
     "transfers.submit_claim": "own",
     "transfers.claim": "foreign",
     "transfers.claim_progress": "foreign",

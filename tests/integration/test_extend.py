@@ -1,0 +1,118 @@
+"""Extending an open offer (``POST /api/v1/transfers/{id}/extend``): fifteen days from
+now, at most twice, the same code, the recipients told; never an ended or foreign offer."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import time_machine
+from sqlalchemy import select
+
+from app.audit import AuditEvent
+from app.extensions import db
+from app.outbox import OutboxMessage
+from app.transfers import claims, jobs
+from app.transfers.domain import TransferState
+from app.transfers.models import Transfer
+from tests.helpers import count, fresh, offer
+
+API = "/api/v1/transfers"
+T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def clock():
+    with time_machine.travel(T0, tick=False) as traveller:
+        yield traveller
+
+
+@pytest.fixture
+def offered(clock, build, office, other_office):
+    administration = build.administration(office.connection, name="Bakkerij De Korenschoof")
+    build.document(administration, "approved")
+    return offer(office.superuser, [administration], [other_office.superuser.email])
+
+
+@pytest.fixture
+def noord_api(api_client, office):
+    return api_client(office.superuser)
+
+
+def extend(api, transfer_id):
+    client, headers = api
+    return client.post(f"{API}/{transfer_id}/extend", headers=headers)
+
+
+def mails(kind: str) -> list[OutboxMessage]:
+    fresh()
+    return list(db.session.scalars(select(OutboxMessage).where(OutboxMessage.kind == kind)))
+
+
+def test_extending_gives_fifteen_days_from_now_and_tells_both_sides(
+    clock, offered, noord_api, office, other_office
+):
+    transfer, _code = offered
+    clock.shift(timedelta(days=10))
+
+    response = extend(noord_api, transfer.id)
+
+    assert response.status_code == 200, response.get_json()
+    expires = datetime.fromisoformat(response.get_json()["expires_at"])
+    assert expires == T0 + timedelta(days=10 + 15)
+    assert [m.to_email for m in mails("transfer_extended")] == [other_office.superuser.email]
+    assert [m.to_email for m in mails("transfer_extended_copy")] == [office.superuser.email]
+    assert count(AuditEvent, AuditEvent.action == "transfer_extended") == 1
+
+
+def test_the_same_code_works_past_the_old_expiry_once_extended(
+    clock, offered, noord_api, other_office
+):
+    transfer, code = offered
+    clock.shift(timedelta(days=14))
+    assert extend(noord_api, transfer.id).status_code == 200
+    clock.shift(timedelta(days=5))  # 19 days after the offer: the old expiry has passed
+
+    assert jobs.sweep_expired() == 0
+    preview = claims.preview(other_office.superuser, code, origin="tests")
+    assert preview.transfer.id == transfer.id
+    db.session.rollback()
+
+
+def test_an_offer_is_extended_at_most_twice(clock, offered, noord_api):
+    transfer, _code = offered
+    for _ in range(2):
+        clock.shift(timedelta(days=1))
+        assert extend(noord_api, transfer.id).status_code == 200
+
+    refused = extend(noord_api, transfer.id)
+
+    assert refused.status_code == 409
+    assert "2" in refused.get_json()["message"]
+    assert count(AuditEvent, AuditEvent.action == "transfer_extended") == 2
+
+
+def test_an_ended_offer_cannot_be_extended(clock, offered, noord_api, office):
+    transfer, _code = offered
+    client, headers = noord_api
+    assert client.post(f"{API}/{transfer.id}/withdraw", headers=headers).status_code == 200
+
+    response = extend(noord_api, transfer.id)
+
+    assert response.status_code == 409
+    fresh()
+    assert db.session.get(Transfer, transfer.id).state is TransferState.WITHDRAWN
+    assert mails("transfer_extended") == []
+
+
+def test_another_office_cannot_extend_an_offer_it_did_not_make(
+    clock, offered, api_client, other_office
+):
+    transfer, _code = offered
+    before = transfer.expires_at
+
+    response = extend(api_client(other_office.superuser), transfer.id)
+
+    assert response.status_code == 404
+    fresh()
+    assert db.session.get(Transfer, transfer.id).expires_at == before
