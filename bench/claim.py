@@ -659,7 +659,7 @@ def run_backend(target: Target, args, tmp: Path) -> bool:
         f"   all: {', '.join(f'{s:.3f}' for s in floors)}"
     )
     print(
-        f"    claim  (copy.copy_item)       {best.seconds:7.3f} s  {n / best.seconds:>10,.0f} docs/s"
+        f"    claim  (copying.copy_item)    {best.seconds:7.3f} s  {n / best.seconds:>10,.0f} docs/s"
         f"   all: {', '.join(f'{r.seconds:.3f}' for r in runs)}"
     )
     print(
