@@ -70,7 +70,8 @@ class Config:
     TRANSFERS_PER_PAGE = 25
     TRANSFER_FEE_PER_ADMINISTRATION = os.environ.get("TRANSFER_FEE_PER_ADMINISTRATION", "25.00")
     TRANSFER_FEE_CURRENCY = "EUR"
-    COPY_CHUNK_DOCUMENTS = 5000  # documents per INSERT … SELECT; progress is told per chunk
+    # Documents per INSERT … SELECT; progress is told per chunk.
+    COPY_CHUNK_DOCUMENTS = _env_int("COPY_CHUNK_DOCUMENTS", 5000)
     # A worker holds a copy with a lease that a heartbeat renews; when the worker dies or
     # hangs, the heartbeat stops and another worker takes the copy over once it lapses.
     COPY_LEASE_SECONDS = _env_int("COPY_LEASE_SECONDS", 90)
