@@ -243,7 +243,7 @@ class Builders:
 
         n = self._n()
         data = content or b"%PDF-1.4\n% test document " + str(n).encode() + b"\n%%EOF\n"
-        key = blob_store().put(data)
+        key = blob_store().put_bytes(data)
         values = dict(
             environment_id=administration.environment_id,
             administration_id=administration.id,
@@ -342,3 +342,61 @@ def other_office(build) -> Office:
         authorizer=build.user(env, "authorizer", email="autorisator@zuid.example"),
         connection=build.connection(env),
     )
+
+
+# --- S3: moto's server, for the blob store ------------------------------------------------
+
+
+@pytest.fixture
+def fake_aws_credentials(monkeypatch):
+    """Fake AWS credentials and region for boto3; a real profile is never read."""
+    from tests.s3server import FAKE_AWS_ENV
+
+    for name, value in FAKE_AWS_ENV.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+
+
+@pytest.fixture(scope="session")
+def _s3_server_url():
+    from tests.s3server import S3Server
+
+    server = S3Server()
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_server(_s3_server_url, fake_aws_credentials) -> str:
+    """The URL of moto's S3 server (one for the session, in its own process), with fake
+    AWS credentials in the environment for the test."""
+    return _s3_server_url
+
+
+@pytest.fixture
+def s3_bucket(s3_server):
+    """A fresh, empty bucket on the S3 server; emptied and removed after the test."""
+    from tests.s3server import create_bucket, delete_bucket
+
+    name = create_bucket(s3_server)
+    yield name
+    delete_bucket(s3_server, name)
+
+
+@pytest.fixture(scope="session")
+def _s3_session():
+    from tests.s3server import fake_session
+
+    return fake_session()
+
+
+@pytest.fixture
+def s3_store(s3_server, s3_bucket, _s3_session):
+    """An ``S3BlobStore`` on the fresh bucket, with the app's client settings (a client
+    of its own, so what a test registers on it stays in the test)."""
+    from app.storage.s3 import S3BlobStore, s3_client
+
+    return S3BlobStore(s3_client(s3_server, session=_s3_session), s3_bucket)

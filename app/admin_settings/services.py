@@ -6,9 +6,12 @@ Services take the acting user and plain arguments, look objects up through
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
+from typing import BinaryIO
 
 from flask import current_app
 from sqlalchemy import func, select
@@ -44,7 +47,9 @@ from app.errors import N_, ServiceError
 from app.extensions import db
 from app.paging import Page
 from app.scoping import get_scoped_or_404, scoped_ids, scoped_select
-from app.storage import blob_store
+from app.storage import StorageUnavailable, blob_store
+
+log = logging.getLogger(__name__)
 
 
 def require(actor: User, permission: Permission) -> None:
@@ -207,13 +212,18 @@ def upload_document(
     administration_id: int,
     *,
     filename: str,
-    data: bytes,
+    stream: BinaryIO,
     kind: DocumentKind = DocumentKind.OTHER,
     counterparty: str | None = None,
     invoice_date: date | None = None,
     origin: str,
 ) -> Document:
-    """Store a PDF or image and add it as a pending document."""
+    """Store a PDF or image and add it as a pending document.
+
+    ``stream`` is the file, seekable (an upload's own stream): it is checked (size,
+    magic bytes) before anything is stored, then streamed to the blob store. When the
+    store cannot take it, nothing is stored and no document is made.
+    """
     require(actor, Permission.UPLOAD_DOCUMENTS)
     administration = get_scoped_or_404(Administration, administration_id, actor)
     _require_writable(administration)
@@ -225,26 +235,36 @@ def upload_document(
                 "This administration is on offer to another office. Withdraw the offer to add documents."
             ),
         )
-    if not data:
+    start = stream.tell()
+    size = stream.seek(0, os.SEEK_END) - start
+    stream.seek(start)
+    if size <= 0:
         raise ServiceError("file", N_("The file is empty."))
     limit = current_app.config["MAX_UPLOAD_BYTES"]
-    if len(data) > limit:
+    if size > limit:
         raise ServiceError(
             "file",
             N_("The file is too large. The maximum is %(mb)s MB."),
             mb=f"{limit / 1048576:g}",
         )
-    content_type = sniff_content_type(data[:16])
+    content_type = sniff_content_type(stream.read(16))
+    stream.seek(start)
     if content_type is None:
         raise ServiceError(
             "file", N_("Only PDF files and images (PNG, JPEG, GIF, TIFF, WebP) can be uploaded.")
         )
-    key = blob_store().put(data)
+    try:
+        key = blob_store().put(stream)
+    except StorageUnavailable as exc:
+        log.warning("upload to administration %s not stored: %s", administration.id, exc)
+        raise ServiceError(
+            "file", N_("The file could not be stored right now. Try again in a few minutes.")
+        ) from exc
     document = Document(
         environment_id=administration.environment_id,
         administration_id=administration.id,
         blob_key=key,
-        size=len(data),
+        size=size,
         content_type=content_type,
         filename=safe_filename(filename),
         kind=kind,
@@ -263,7 +283,7 @@ def upload_document(
         object_id=document.id,
         environment_id=administration.environment_id,
         origin=origin,
-        details={"administration_id": administration.id, "size": len(data)},
+        details={"administration_id": administration.id, "size": size},
     )
     return document
 

@@ -126,7 +126,7 @@ def upload_document(administration_id: int):
                 current_user,
                 administration_id,
                 filename=upload.filename or "document",
-                data=upload.read(),
+                stream=upload.stream,
                 kind=DocumentKind(form.kind.data),
                 counterparty=form.counterparty.data,
                 invoice_date=form.invoice_date.data,
@@ -146,11 +146,25 @@ def upload_document(administration_id: int):
 @bp.get("/administrations/<int:administration_id>/documents/<int:document_id>/file")
 def document_file(administration_id: int, document_id: int):
     document = services.get_document(current_user, administration_id, document_id)
+    as_attachment = request.args.get("download") == "1"
+    store = blob_store()
+    url = store.download_url(
+        document.blob_key,
+        filename=document.filename,
+        content_type=document.content_type,
+        as_attachment=as_attachment,
+    )
+    if url is not None:
+        # The object store serves the file itself, from its own origin, with a link
+        # that expires: never cache the redirect.
+        response = redirect(url, 302)
+        response.headers["Cache-Control"] = "no-store"
+        return response
     response = send_file(
-        blob_store().open(document.blob_key),
+        store.open(document.blob_key),
         mimetype=document.content_type,
         download_name=document.filename,
-        as_attachment=request.args.get("download") == "1",
+        as_attachment=as_attachment,
         max_age=0,
     )
     # An uploaded file never runs script in our origin.

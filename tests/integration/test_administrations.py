@@ -4,6 +4,7 @@ downloads, workflows and authorization flows, users and connections."""
 from __future__ import annotations
 
 import io
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,7 @@ from tests.integration.pages import (
     row_counts,
     text_of,
 )
+from tests.s3server import closed_port_url
 
 LIST = "/settings/administrations"
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
@@ -581,6 +583,71 @@ def test_a_document_is_only_served_under_its_own_administration(login, build, of
     response = client.get(f"{page_of(neighbour)}/documents/{document.id}/file")
 
     assert response.status_code == 404
+
+
+# --------------------------------------------------------------------------- S3 storage
+
+
+@pytest.fixture
+def s3_documents(app, monkeypatch, s3_store):
+    """The app keeps its blobs in a fresh bucket of moto's S3 server (BLOB_STORE=s3)."""
+    monkeypatch.setitem(app.extensions, "blob_store", s3_store)
+    return s3_store
+
+
+def test_with_s3_an_upload_lands_in_the_bucket_and_the_file_link_redirects_to_it(
+    login, build, office, s3_documents
+):
+    administration = build.administration(office.connection)
+    client = login(office.user)
+    content = PDF + b"% opgeslagen in S3\n" + bytes(range(256)) * 4096  # 1 MiB and a bit
+
+    response = upload(client, administration, content, filename="inkoop 17.pdf", follow=True)
+
+    assert response.status_code == 200
+    document = db.session.scalars(
+        select(Document).where(Document.administration_id == administration.id)
+    ).one()
+    assert document.blob_key == blob_key(content)
+    assert document.size == len(content)
+    assert s3_documents.size(document.blob_key) == len(content)
+    assert stored_blobs() == set()  # nothing in the local folder
+
+    file_url = f"{page_of(administration)}/documents/{document.id}/file"
+    download = client.get(file_url + "?download=1")
+    assert download.status_code == 302
+    assert download.headers["Cache-Control"] == "no-store"
+    location = download.headers["Location"]
+    assert location.startswith(s3_documents.endpoint)
+    with urllib.request.urlopen(location, timeout=10) as served:
+        assert served.read() == content
+        assert served.headers["Content-Type"] == "application/pdf"
+        assert served.headers["Content-Disposition"] == 'attachment; filename="inkoop 17.pdf"'
+
+    view = client.get(file_url)
+    assert view.status_code == 302
+    with urllib.request.urlopen(view.headers["Location"], timeout=10) as served:
+        assert served.headers["Content-Disposition"] == 'inline; filename="inkoop 17.pdf"'
+
+
+def test_with_s3_unreachable_an_upload_shows_a_form_error_and_makes_no_document(
+    app, monkeypatch, login, build, office, fake_aws_credentials
+):
+    from app.storage.s3 import S3BlobStore, s3_client
+
+    unreachable = S3BlobStore(s3_client(closed_port_url()), "documents")
+    monkeypatch.setitem(app.extensions, "blob_store", unreachable)
+    administration = build.administration(office.connection)
+    client = in_english(login(office.superuser), page_of(administration))
+
+    response = upload(client, administration, PDF)
+
+    assert response.status_code == 422
+    assert field_errors(response.get_data(as_text=True), "file") == [
+        "The file could not be stored right now. Try again in a few minutes."
+    ]
+    assert document_count() == 0
+    assert audit_events("document_uploaded") == []
 
 
 # --------------------------------------------------------------------------- workflows, flows

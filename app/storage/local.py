@@ -1,0 +1,78 @@
+"""Blobs in a local folder: one machine, or a folder every host mounts."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import BinaryIO
+
+from app.storage.base import CHUNK, check_key, fan_out
+
+
+class LocalBlobStore:
+    """Blobs in ``root/ab/cd/<sha256>``.
+
+    ``put`` writes into a temporary file in ``root`` while it hashes, flushes it to
+    disk (``fsync``), and only then renames it to its key with ``os.replace``, which
+    is atomic on one filesystem: a blob is there whole or not at all, a crash leaves at
+    most a ``.tmp-*`` file in ``root`` (never under a key), and two processes storing
+    the same bytes at once both succeed with the same file. The fsync is what makes a
+    blob outlive a power cut once its document row is committed; ``fsync=False`` drops
+    it (tests, throwaway data).
+    """
+
+    def __init__(self, root: str | os.PathLike, *, fsync: bool = True) -> None:
+        self.root = Path(root)
+        self.fsync = fsync
+
+    def _path(self, key: str) -> Path:
+        return self.root / fan_out(key)
+
+    def put(self, fileobj: BinaryIO) -> str:
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".tmp-")
+        try:
+            digest = hashlib.sha256()
+            with os.fdopen(fd, "wb") as out:
+                while chunk := fileobj.read(CHUNK):
+                    digest.update(chunk)
+                    out.write(chunk)
+                if self.fsync:
+                    out.flush()
+                    os.fsync(out.fileno())
+            key = digest.hexdigest()
+            path = self._path(key)
+            if path.is_file():  # the same bytes are there already
+                os.unlink(tmp)
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return key
+
+    def put_bytes(self, data: bytes) -> str:
+        return self.put(io.BytesIO(data))
+
+    def open(self, key: str) -> BinaryIO:
+        return self._path(key).open("rb")
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def size(self, key: str) -> int:
+        return self._path(key).stat().st_size
+
+    def missing(self, keys: Iterable[str]) -> set[str]:
+        return {key for key in set(keys) if not self._path(key).is_file()}
+
+    def download_url(
+        self, key: str, *, filename: str, content_type: str, as_attachment: bool = True
+    ) -> str | None:
+        check_key(key)
+        return None  # the application streams the file (send_file)
