@@ -33,8 +33,11 @@ class LocalBlobStore:
         return self.root / fan_out(key)
 
     def put(self, fileobj: BinaryIO) -> str:
-        self.root.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".tmp-")
+        try:
+            fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".tmp-")
+        except FileNotFoundError:  # the first blob: make the root (folders cost, see below)
+            self.root.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".tmp-")
         try:
             digest = hashlib.sha256()
             with os.fdopen(fd, "wb") as out:
@@ -49,8 +52,12 @@ class LocalBlobStore:
             if path.is_file():  # the same bytes are there already
                 os.unlink(tmp)
             else:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(tmp, path)
+                try:
+                    os.replace(tmp, path)
+                except FileNotFoundError:
+                    # Its fan-out folder is new: a store makes each of its 65,536 once.
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
