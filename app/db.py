@@ -93,6 +93,28 @@ def _note_statement_write(state) -> None:
 @event.listens_for(Session, "after_rollback")
 def _forget_write(session) -> None:
     session.info.pop("wrote", None)
+    session.info.pop("changes_at_begin", None)
+
+
+def _has_written(session) -> bool:
+    """Whether the session's open transaction has written anything, however it was written
+    (ORM, Core or plain SQL): the database itself is asked."""
+    if session.info.get("wrote") or session.new or session.dirty or session.deleted:
+        return True
+    connection = session.connection()
+    if connection.dialect.name == "sqlite":
+        # The driver begins a transaction only before the first write (see above); one
+        # that begin_write began has written when SQLite counts changes since.
+        dbapi = connection.connection.dbapi_connection
+        if not dbapi.in_transaction:
+            return False
+        changes_at_begin = session.info.get("changes_at_begin")
+        return changes_at_begin is None or dbapi.total_changes != changes_at_begin
+    if connection.dialect.name == "postgresql":
+        # A transaction is given an id only when it first writes.
+        written = connection.exec_driver_sql("SELECT pg_current_xact_id_if_assigned()")
+        return written.scalar() is not None
+    return True  # unknown database: assume the worst
 
 
 def begin_write(session) -> None:
@@ -107,12 +129,13 @@ def begin_write(session) -> None:
     """
     session = session() if callable(session) else session  # a scoped_session's session
     if session.in_transaction():
-        if session.info.get("wrote") or session.new or session.dirty or session.deleted:
+        if _has_written(session):
             raise RuntimeError("begin_write() inside a unit of work that has already written")
         session.rollback()
     connection = session.connection()
     if connection.dialect.name == "sqlite":
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+        session.info["changes_at_begin"] = connection.connection.dbapi_connection.total_changes
 
 
 def include_in_migrations(obj, name, type_, reflected, compare_to) -> bool:

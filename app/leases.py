@@ -62,6 +62,13 @@ class LeasePolicy:
         )
 
 
+def _untouched(table) -> dict:
+    """``SET col = col`` for every column with an ``onupdate`` (such as ``updated_at``): a
+    lease is bookkeeping of who works on a row, not a change of what the row says, so it
+    must not look like one (support judges a copy's age by ``updated_at``)."""
+    return {c.name: c for c in table.c if c.onupdate is not None}
+
+
 def free(model, now: datetime):
     """Rows whose lease is not held: never taken, backed off until before ``now``, or lapsed."""
     return or_(model.lease_until.is_(None), model.lease_until < now)
@@ -96,6 +103,7 @@ def take(
             lease_owner=owner,
             lease_until=now + timedelta(seconds=policy.seconds),
             attempts=model.attempts + 1,
+            **_untouched(model.__table__),
         )
         .execution_options(synchronize_session=False)
     )
@@ -121,7 +129,11 @@ def back_off(
     session.execute(
         update(model)
         .where(model.id == row_id, model.lease_owner == owner)
-        .values(lease_owner=None, lease_until=now + policy.backoff(attempts))
+        .values(
+            lease_owner=None,
+            lease_until=now + policy.backoff(attempts),
+            **_untouched(model.__table__),
+        )
         .execution_options(synchronize_session=False)
     )
 
@@ -135,7 +147,10 @@ def renew(engine: Engine, model, row_id: int, owner: str, seconds: int) -> bool:
         result = connection.execute(
             update(model.__table__)
             .where(model.__table__.c.id == row_id, model.__table__.c.lease_owner == owner)
-            .values(lease_until=utcnow() + timedelta(seconds=seconds))
+            .values(
+                lease_until=utcnow() + timedelta(seconds=seconds),
+                **_untouched(model.__table__),
+            )
         )
         connection.commit()
         return result.rowcount == 1

@@ -344,15 +344,6 @@ def test_a_copy_refused_by_the_receiver_is_given_up_at_once_and_audited(claimed,
 # --------------------------------------------------------------------------- what support sees
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: leases.renew (the heartbeat, every COPY_HEARTBEAT_SECONDS on PostgreSQL) and "
-        "leases.take write TransferItem.updated_at through its onupdate=utcnow, and "
-        "support's 'claiming_too_long' rule reads updated_at, so a copy whose worker is "
-        "alive but hung is never shown to support as stuck"
-    ),
-)
 def test_support_sees_a_copy_running_longer_than_the_stuck_threshold_while_its_lease_is_renewed(
     app, build, office, other_office
 ):

@@ -238,15 +238,6 @@ def test_begin_write_raising_does_not_itself_undo_the_write_the_caller_must_roll
     assert seen_elsewhere("Kantoor Halverwege") == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG (latent): app.db notes a write only for ORM flushes and ORM insert/update/"
-        "delete constructs (do_orm_execute's is_update etc. are False for text()), so "
-        "begin_write() takes a textual UPDATE's transaction for a read-only one and rolls "
-        "it back silently instead of raising RuntimeError"
-    ),
-)
 def test_begin_write_after_a_textual_update_raises_instead_of_silently_dropping_it(build):
     environment = build.environment("Kantoor Tekst")
     db.session.execute(
