@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, TypeVar
 
-from flask import abort
 from sqlalchemy import Select, false, select
 
+from app.errors import NotFoundError
 from app.extensions import db
 
 if TYPE_CHECKING:
@@ -36,10 +36,10 @@ def get_scoped(model: type[T], object_id: int, actor: User) -> T | None:
 
 
 def get_scoped_or_404(model: type[T], object_id: int, actor: User) -> T:
-    """Like :func:`get_scoped`, aborting with 404 when there is nothing to see."""
+    """Like :func:`get_scoped`, raising ``NotFoundError`` (a 404) when there is nothing to see."""
     obj = get_scoped(model, object_id, actor)
     if obj is None:
-        abort(404)
+        raise NotFoundError()
     return obj
 
 
@@ -54,5 +54,5 @@ def scoped_ids(model: type[T], ids: list[int], actor: User, **filters) -> list[T
         stmt = stmt.where(getattr(model, name) == value)
     rows = list(db.session.scalars(stmt))
     if len(rows) != len(unique_ids):
-        abort(404)
+        raise NotFoundError()
     return rows

@@ -15,7 +15,6 @@ from typing import BinaryIO
 
 from flask import current_app
 from sqlalchemy import func, select
-from werkzeug.exceptions import Forbidden, NotFound
 
 from app import audit
 from app.admin_settings.domain import (
@@ -43,7 +42,7 @@ from app.auth.domain import Permission, has_permission
 from app.auth.models import Role, User
 from app.auth.services import create_user
 from app.db import utcnow
-from app.errors import N_, ServiceError
+from app.errors import N_, NotAllowed, NotFoundError, ServiceError
 from app.extensions import db
 from app.paging import Page
 from app.scoping import get_scoped_or_404, scoped_ids, scoped_select
@@ -55,7 +54,7 @@ log = logging.getLogger(__name__)
 def require(actor: User, permission: Permission) -> None:
     """Refuse an actor whose role lacks ``permission``."""
     if not has_permission(actor.role, permission):
-        raise Forbidden()
+        raise NotAllowed()
 
 
 def _require_writable(administration: Administration) -> None:
@@ -165,7 +164,7 @@ def get_document(actor: User, administration_id: int, document_id: int) -> Docum
     administration = get_scoped_or_404(Administration, administration_id, actor)
     document = get_scoped_or_404(Document, document_id, actor)
     if document.administration_id != administration.id:
-        raise NotFound()
+        raise NotFoundError()
     return document
 
 
@@ -294,7 +293,7 @@ def _workflow(actor: User, administration_id: int, workflow_id: int) -> Workflow
     _require_writable(administration)
     workflow = get_scoped_or_404(Workflow, workflow_id, actor)
     if workflow.administration_id != administration.id:
-        raise NotFound()
+        raise NotFoundError()
     return workflow
 
 
@@ -340,7 +339,7 @@ def remove_authorizer(actor: User, administration_id: int, step_id: int, *, orig
     step = get_scoped_or_404(AuthorizationStep, step_id, actor)
     flow = db.session.get(AuthorizationFlow, step.flow_id)
     if flow is None or flow.administration_id != administration.id:
-        raise NotFound()
+        raise NotFoundError()
     audit.record(
         "authorizer_removed",
         actor=actor,

@@ -6,18 +6,16 @@ from flask import Blueprint, flash, redirect, render_template, request, send_fil
 from flask_babel import gettext as _
 from flask_babel import ngettext
 from flask_login import current_user, login_required
-from werkzeug.exceptions import NotFound
 from wtforms import SelectChoice
 
 from app.admin_settings import services
 from app.admin_settings.forms import ConnectionForm, UploadForm, UserForm
 from app.admin_settings.models import DocumentKind, DocumentStatus, Package
 from app.auth.models import Role
-from app.auth.views import origin
-from app.errors import ServiceError
-from app.extensions import db
+from app.errors import NotFoundError, ServiceError
 from app.storage import blob_store
 from app.templating import label
+from app.web import origin, unit_of_work
 
 bp = Blueprint("admin_settings", __name__, url_prefix="/settings")
 
@@ -27,7 +25,7 @@ bp = Blueprint("admin_settings", __name__, url_prefix="/settings")
 def _require_login():
     """Every page here needs a logged-in user; support has no environment here."""
     if current_user.is_support:
-        raise NotFound()
+        raise NotFoundError()
 
 
 @bp.get("/administrations")
@@ -99,15 +97,17 @@ def decide_documents(administration_id: int):
     try:
         document_ids = [int(v) for v in ([one] if one else request.form.getlist("document_ids"))]
     except ValueError:
-        raise NotFound() from None
+        raise NotFoundError() from None
     try:
-        changed = services.decide_documents(
-            current_user, administration_id, document_ids, action or "", origin=origin()
-        )
+        with unit_of_work():
+            changed = services.decide_documents(
+                current_user, administration_id, document_ids, action or "", origin=origin()
+            )
     except ServiceError as error:
+        if not error.for_the_form:
+            raise
         flash(error.translated(), "error")
         return _back(administration_id)
-    db.session.commit()
     if action == "approve":
         message = ngettext("%(num)d document approved.", "%(num)d documents approved.", changed)
     else:
@@ -122,20 +122,22 @@ def upload_document(administration_id: int):
     if form.validate_on_submit():
         upload = form.file.data
         try:
-            services.upload_document(
-                current_user,
-                administration_id,
-                filename=upload.filename or "document",
-                stream=upload.stream,
-                kind=DocumentKind(form.kind.data),
-                counterparty=form.counterparty.data,
-                invoice_date=form.invoice_date.data,
-                origin=origin(),
-            )
+            with unit_of_work():
+                services.upload_document(
+                    current_user,
+                    administration_id,
+                    filename=upload.filename or "document",
+                    stream=upload.stream,
+                    kind=DocumentKind(form.kind.data),
+                    counterparty=form.counterparty.data,
+                    invoice_date=form.invoice_date.data,
+                    origin=origin(),
+                )
         except ServiceError as error:
+            if not error.for_the_form:
+                raise
             form.file.errors = [error.translated()]
         else:
-            db.session.commit()
             flash(_("The document has been uploaded and waits for a decision."), "success")
             return redirect(
                 url_for("admin_settings.administration", administration_id=administration_id)
@@ -177,13 +179,15 @@ def document_file(administration_id: int, document_id: int):
 @bp.post("/administrations/<int:administration_id>/workflows/<int:workflow_id>/deactivate")
 def deactivate_workflow(administration_id: int, workflow_id: int):
     try:
-        workflow = services.deactivate_workflow(
-            current_user, administration_id, workflow_id, origin=origin()
-        )
+        with unit_of_work():
+            workflow = services.deactivate_workflow(
+                current_user, administration_id, workflow_id, origin=origin()
+            )
     except ServiceError as error:
+        if not error.for_the_form:
+            raise
         flash(error.translated(), "error")
     else:
-        db.session.commit()
         flash(_("Workflow “%(name)s” has been deactivated.", name=workflow.name), "success")
     return _back(administration_id)
 
@@ -191,11 +195,13 @@ def deactivate_workflow(administration_id: int, workflow_id: int):
 @bp.post("/administrations/<int:administration_id>/workflows/<int:workflow_id>/delete")
 def delete_workflow(administration_id: int, workflow_id: int):
     try:
-        services.delete_workflow(current_user, administration_id, workflow_id, origin=origin())
+        with unit_of_work():
+            services.delete_workflow(current_user, administration_id, workflow_id, origin=origin())
     except ServiceError as error:
+        if not error.for_the_form:
+            raise
         flash(error.translated(), "error")
     else:
-        db.session.commit()
         flash(_("The workflow has been deleted."), "success")
     return _back(administration_id)
 
@@ -203,11 +209,13 @@ def delete_workflow(administration_id: int, workflow_id: int):
 @bp.post("/administrations/<int:administration_id>/authorization-steps/<int:step_id>/delete")
 def remove_authorizer(administration_id: int, step_id: int):
     try:
-        services.remove_authorizer(current_user, administration_id, step_id, origin=origin())
+        with unit_of_work():
+            services.remove_authorizer(current_user, administration_id, step_id, origin=origin())
     except ServiceError as error:
+        if not error.for_the_form:
+            raise
         flash(error.translated(), "error")
     else:
-        db.session.commit()
         flash(_("The authorizer has been removed from the authorization flow."), "success")
     return _back(administration_id)
 
@@ -225,18 +233,20 @@ def users():
     form = _user_form()
     if form.validate_on_submit():
         try:
-            user = services.add_user(
-                current_user,
-                email=form.email.data,
-                name=form.name.data,
-                role=Role(form.role.data),
-                password=form.password.data,
-                origin=origin(),
-            )
+            with unit_of_work():
+                user = services.add_user(
+                    current_user,
+                    email=form.email.data,
+                    name=form.name.data,
+                    role=Role(form.role.data),
+                    password=form.password.data,
+                    origin=origin(),
+                )
         except ServiceError as error:
+            if not error.for_the_form:
+                raise
             getattr(form, error.field).errors.append(error.translated())
         else:
-            db.session.commit()
             flash(_("%(name)s has been added.", name=user.name), "success")
             return redirect(url_for("admin_settings.users"))
     return render_template(
@@ -248,10 +258,10 @@ def users():
 def connections():
     form = ConnectionForm()
     if form.validate_on_submit():
-        connection = services.add_connection(
-            current_user, Package(form.package.data), form.name.data, origin=origin()
-        )
-        db.session.commit()
+        with unit_of_work():
+            connection = services.add_connection(
+                current_user, Package(form.package.data), form.name.data, origin=origin()
+            )
         flash(_("Connection “%(name)s” has been added.", name=connection.name), "success")
         return redirect(url_for("admin_settings.connections"))
     return render_template(

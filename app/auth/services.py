@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from flask import current_app
 from sqlalchemy import func, select
-from werkzeug.exceptions import NotFound
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from app import audit
 from app.auth.domain import new_api_token, token_digest, token_display_prefix
 from app.auth.models import ApiToken, Role, User
 from app.db import utcnow
-from app.errors import N_, ServiceError
+from app.errors import N_, NotFoundError, ServiceError
 from app.extensions import db
 
 # Compared against when the e-mail is unknown, so a wrong e-mail costs as much time
@@ -116,7 +115,7 @@ def revoke_api_token(actor: User, token_id: int, *, origin: str) -> None:
         select(ApiToken).where(ApiToken.id == token_id, ApiToken.user_id == actor.id)
     ).one_or_none()
     if row is None:
-        raise NotFound()
+        raise NotFoundError()
     db.session.delete(row)
     audit.record(
         "api_token_revoked",

@@ -726,7 +726,9 @@ def test_offering_and_withdrawing_are_audited_with_the_actor(login, build, offic
     assert offered[0].details["terms_version"] == transfer.terms_version
     # One recipient mail and the requester's copy when offering; one recipient mail on withdrawal.
     assert len(queued) == count(OutboxMessage) == 3
-    assert {(e.details["ref_type"], e.details["ref_id"]) for e in queued} == {("transfer", transfer.id)}
+    assert {(e.details["ref_type"], e.details["ref_id"]) for e in queued} == {
+        ("transfer", transfer.id)
+    }
     assert sorted(e.details["kind"] for e in queued) == [
         "transfer_offered",
         "transfer_offered_copy",
