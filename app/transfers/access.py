@@ -54,7 +54,7 @@ def side_of(actor: User, transfer: Transfer) -> Side | None:
         return Side.OUTGOING
     if transfer.target_environment_id == actor.environment_id:
         return Side.INCOMING
-    if transfer.target_environment_id is None and db.session.scalar(
+    if not transfer.is_claimed and db.session.scalar(
         select(listed_for(actor.environment_id).where(Transfer.id == transfer.id))
     ):
         return Side.INCOMING
