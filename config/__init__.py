@@ -108,7 +108,18 @@ class Config:
     RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
     RATELIMIT_ENABLED = True
     RATELIMIT_HEADERS_ENABLED = True
+    # Failed logins only: per client address, and per account (then a growing delay and
+    # a mail to the account's owner).
     LOGIN_RATE_LIMIT = "20 per minute"
+    LOGIN_ACCOUNT_RATE_LIMIT = "10 per 15 minutes"
+    # How many proxies in front of the app may be trusted for the client address
+    # (X-Forwarded-For etc.); 0: use the connection's own address, ignore the headers.
+    PROXY_FIX_HOPS = _env_int("PROXY_FIX_HOPS", 0)
+    # Input limits: nothing the API or a page accepts is unbounded.
+    MAX_JSON_DEPTH = 32
+    MAX_LIST_ITEMS = 100  # administrations per offer, decisions, ids per progress query
+    MAX_RECIPIENTS = 10
+    MAX_PAGE = 10_000
 
     # JSON API (flask-smorest).
     API_TITLE = "Overdracht API"
