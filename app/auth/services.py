@@ -22,15 +22,21 @@ def hash_password(password: str) -> str:
     return generate_password_hash(password, method=current_app.config["PASSWORD_HASH_METHOD"])
 
 
+def _dummy_hash(method: str) -> str:
+    """The dummy hash for ``method``: computed on first use, then kept for the process."""
+    dummy = _DUMMY_HASH.get(method)
+    if dummy is None:
+        dummy = _DUMMY_HASH[method] = generate_password_hash("not a password", method=method)
+    return dummy
+
+
 def authenticate(email: str, password: str, *, origin: str) -> User | None:
     """The user with these credentials, or ``None``. Failures are audited."""
     user = db.session.scalars(
         select(User).where(func.lower(User.email) == email.strip().lower())
     ).one_or_none()
     if user is None:
-        method = current_app.config["PASSWORD_HASH_METHOD"]
-        dummy = _DUMMY_HASH.setdefault(method, hash_password("not a password"))
-        check_password_hash(dummy, password)
+        check_password_hash(_dummy_hash(current_app.config["PASSWORD_HASH_METHOD"]), password)
         audit.record(
             "login_failed",
             actor=None,
