@@ -85,7 +85,12 @@ def register_extensions(app: Flask) -> None:
 
     @login_manager.user_loader
     def load_user(user_id: str) -> User | None:
-        return db.session.get(User, int(user_id))
+        # A session whose version is no longer the user's (logged out, signed out
+        # everywhere, logged in anew) names nobody, on every worker alike.
+        from app.auth.domain import SESSION_VERSION_KEY
+        from app.auth.services import user_for_session
+
+        return user_for_session(user_id, session.get(SESSION_VERSION_KEY))
 
 
 def select_locale() -> str:

@@ -42,6 +42,9 @@ def has_permission(role: Role, permission: Permission) -> bool:
     return permission in ROLE_PERMISSIONS[role]
 
 
+# Where a login session keeps its user's session version (``User.session_version``).
+SESSION_VERSION_KEY = "_session_version"
+
 TOKEN_PREFIX = "ovd_"
 
 

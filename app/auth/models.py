@@ -46,6 +46,9 @@ class User(UserMixin, db.Model):
     )
     language: Mapped[str | None] = mapped_column(String(5))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Carried by every login session of this user; raising it (login, logout, "sign out
+    # everywhere") ends every session with an older one, on every worker.
+    session_version: Mapped[int] = mapped_column(default=1, server_default="1")
 
     environment: Mapped[Environment | None] = relationship(back_populates="users")
     api_tokens: Mapped[list[ApiToken]] = relationship(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from flask import current_app
 from sqlalchemy import func, select
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -12,6 +14,7 @@ from app.auth.models import ApiToken, Role, User
 from app.db import utcnow
 from app.errors import N_, NotFoundError, ServiceError
 from app.extensions import db
+from app.outbox import queue_mail
 
 # Compared against when the e-mail is unknown, so a wrong e-mail costs as much time
 # as a wrong password and the answer reveals nothing.
@@ -58,6 +61,7 @@ def authenticate(email: str, password: str, *, origin: str) -> User | None:
             details={"reason": "wrong_password"},
         )
         return None
+    _raise_session_version(user)
     audit.record(
         "login",
         actor=user,
@@ -67,6 +71,66 @@ def authenticate(email: str, password: str, *, origin: str) -> User | None:
         origin=origin,
     )
     return user
+
+
+def _raise_session_version(user: User) -> None:
+    """End every session of ``user`` that carries the current version (in SQL, so two
+    workers raising it at once both count)."""
+    user.session_version = User.session_version + 1
+    db.session.flush()
+    db.session.refresh(user, ["session_version"])
+
+
+def user_for_session(user_id: str, session_version: object) -> User | None:
+    """The user a login session names, or ``None`` when that session has been ended
+    (its version is not the user's current one) or names no user."""
+    if not user_id.isdigit() or len(user_id) > 9 or not isinstance(session_version, int):
+        return None
+    user = db.session.get(User, int(user_id))
+    if user is None or user.session_version != session_version:
+        return None
+    return user
+
+
+def end_sessions(actor: User, *, origin: str, everywhere: bool = False) -> None:
+    """Log ``actor`` out: end every session of theirs, on every device and worker."""
+    _raise_session_version(actor)
+    audit.record(
+        "sessions_ended" if everywhere else "logout",
+        actor=actor,
+        object_type="user",
+        object_id=actor.id,
+        environment_id=actor.environment_id,
+        origin=origin,
+    )
+
+
+def account_throttled(email: str, *, until: datetime, origin: str) -> None:
+    """Failed logins for ``email`` reached the account's limit: audit it, and tell the
+    account's owner (if the address has an account) when logging in works again."""
+    user = db.session.scalars(
+        select(User).where(func.lower(User.email) == email.strip().lower())
+    ).one_or_none()
+    audit.record(
+        "login_throttled",
+        actor=None,
+        object_type="user",
+        object_id=user.id if user else None,
+        environment_id=user.environment_id if user else None,
+        origin=origin,
+        details={"until": until.isoformat(), "reason": "account_limit"},
+    )
+    if user is None:
+        return
+    queue_mail(
+        kind="login_throttled",
+        to=user.email,
+        subject=N_("Logging in to your Overdracht account has been paused"),
+        template="login_throttled",
+        context={"name": user.name, "until": until},
+        environment_id=user.environment_id,
+        ref=("user", user.id),
+    )
 
 
 def create_user(

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask_babel import format_timedelta
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 
-from app.auth import services
+from app.auth import services, throttle
+from app.auth.domain import SESSION_VERSION_KEY
 from app.auth.forms import ApiTokenForm, LanguageForm, LoginForm
 from app.errors import ServiceError
-from app.extensions import limiter
 from app.web import origin, safe_next, unit_of_work
 
 bp = Blueprint("auth", __name__)
@@ -28,35 +31,78 @@ def index():
     return redirect(home_for(current_user))
 
 
-def _login_limit() -> str:
-    from flask import current_app
-
-    return current_app.config["LOGIN_RATE_LIMIT"]
-
-
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(_login_limit, methods=["POST"])
 def login():
     if current_user.is_authenticated:
         return redirect(home_for(current_user))
     form = LoginForm(next=request.args.get("next"))
     if form.validate_on_submit():
+        email, address = form.email.data, request.remote_addr
+        wait = throttle.wait_seconds(email, address)
+        if wait:  # refused before the password is looked at, right or wrong
+            return _refused(form, wait)
         with unit_of_work():  # the attempt is audited whether or not it succeeds
-            user = services.authenticate(form.email.data, form.password.data, origin=origin())
+            user = services.authenticate(email, form.password.data, origin=origin())
+            if user is None:
+                until = throttle.count_failure(email, address)
+                if until is not None:
+                    services.account_throttled(email, until=until, origin=origin())
         if user is not None:
-            login_user(user)
-            if user.language:
-                session["language"] = user.language
+            _start_session(user)
             return redirect(safe_next(form.next.data) or home_for(user))
         form.password.errors.append(_("The e-mail address or password is not correct."))
     return render_template("auth/login.html", form=form)
 
 
+def _refused(form: LoginForm, wait: int):
+    message = _(
+        "Too many failed login attempts. Try again in %(wait)s.",
+        wait=format_timedelta(timedelta(seconds=wait), threshold=1),
+    )
+    page = render_template("auth/login.html", form=form, throttled=message)
+    return page, 429, {"Retry-After": str(wait)}
+
+
+def _start_session(user) -> None:
+    """A new session for ``user``: nothing of the anonymous one is kept but its language,
+    and it carries the user's new session version."""
+    language = user.language or session.get("language")
+    session.clear()
+    login_user(user)
+    session[SESSION_VERSION_KEY] = user.session_version
+    if language:
+        session["language"] = language
+    session.modified = True
+
+
+def _end_session() -> None:
+    language = session.get("language")
+    logout_user()
+    session.clear()
+    if language:
+        session["language"] = language
+    session.modified = True
+
+
 @bp.post("/logout")
 @login_required
 def logout():
-    logout_user()
+    with unit_of_work():
+        services.end_sessions(current_user._get_current_object(), origin=origin())
+    _end_session()
     flash(_("You have been logged out."), "info")
+    return redirect(url_for("auth.login"))
+
+
+@bp.post("/account/sessions/end")
+@login_required
+def end_sessions():
+    """Sign out everywhere: every session of this user, on every device, ends."""
+    # CSRFProtect has checked the token before this view runs.
+    with unit_of_work():
+        services.end_sessions(current_user._get_current_object(), origin=origin(), everywhere=True)
+    _end_session()
+    flash(_("You have been logged out on every device."), "info")
     return redirect(url_for("auth.login"))
 
 
