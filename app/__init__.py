@@ -34,6 +34,7 @@ def create_app(config: str | type[Config] | None = None, **overrides) -> Flask:
     register_commands(app)
     register_template_helpers(app)
     register_security_headers(app)
+    register_proxy_fix(app)
     return app
 
 
@@ -168,3 +169,17 @@ def register_template_helpers(app: Flask) -> None:
             )
 
         return {"can": can}
+
+
+def register_proxy_fix(app: Flask) -> None:
+    """Take the client address (and scheme and host) from ``PROXY_FIX_HOPS`` trusted
+    proxies in front of the app; with 0, X-Forwarded-* headers are never looked at.
+
+    Each trusted proxy must append the address it saw to X-Forwarded-For and set (not
+    pass on) X-Forwarded-Proto and X-Forwarded-Host; the nearest one's are taken.
+    """
+    hops = int(app.config.get("PROXY_FIX_HOPS") or 0)
+    if hops > 0:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=1, x_host=1)

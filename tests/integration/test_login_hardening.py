@@ -223,6 +223,78 @@ def test_failures_from_one_address_are_limited_across_accounts(make_app, office)
     assert elsewhere.status_code == 302
 
 
+# --------------------------------------------------------------------------- proxy hops
+
+
+def test_with_one_trusted_hop_the_address_the_proxy_saw_is_the_clients(make_app, office):
+    limited = make_app(PROXY_FIX_HOPS=1)
+    proxy = "10.0.0.1"
+
+    # Behind one proxy, clients are told apart by the address the proxy appended; what
+    # a client put in front of it itself is not believed.
+    for i in range(ADDRESS_LIMIT):
+        response = attempt(
+            limited,
+            f"raden{i}@noord.example",
+            "wrong",
+            address=proxy,
+            headers={"X-Forwarded-For": f"6.6.6.6, 198.51.100.{i}"},
+        )
+        assert response.status_code == 200
+    right = attempt(
+        limited,
+        office.superuser.email,
+        TEST_PASSWORD,
+        address=proxy,
+        headers={"X-Forwarded-For": "6.6.6.6, 198.51.100.200"},
+    )
+
+    assert right.status_code == 302
+    origins = {e.origin for e in events("login_failed")}
+    assert origins == {f"web 198.51.100.{i}" for i in range(ADDRESS_LIMIT)}
+    # The same client behind the proxy is still limited.
+    for i in range(ADDRESS_LIMIT):
+        attempt(
+            limited,
+            f"gok{i}@noord.example",
+            "wrong",
+            address=proxy,
+            headers={"X-Forwarded-For": "198.51.100.250"},
+        )
+    blocked = attempt(
+        limited,
+        office.user.email,
+        TEST_PASSWORD,
+        address=proxy,
+        headers={"X-Forwarded-For": "198.51.100.250"},
+    )
+    assert blocked.status_code == 429
+
+
+def test_without_trusted_hops_x_forwarded_for_is_ignored(make_app, office):
+    limited = make_app()  # PROXY_FIX_HOPS = 0
+    assert limited.config["PROXY_FIX_HOPS"] == 0
+
+    for i in range(ADDRESS_LIMIT):
+        attempt(
+            limited,
+            f"raden{i}@noord.example",
+            "wrong",
+            address="192.0.2.7",
+            headers={"X-Forwarded-For": f"198.51.100.{i}"},
+        )
+    right = attempt(
+        limited,
+        office.superuser.email,
+        TEST_PASSWORD,
+        address="192.0.2.7",
+        headers={"X-Forwarded-For": "198.51.100.200"},
+    )
+
+    assert right.status_code == 429
+    assert {e.origin for e in events("login_failed")} == {"web 192.0.2.7"}
+
+
 # --------------------------------------------------------------------------- sessions
 
 
