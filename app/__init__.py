@@ -39,8 +39,21 @@ def create_app(config: str | type[Config] | None = None, **overrides) -> Flask:
 
 
 def register_security_headers(app: Flask) -> None:
+    # HSTS only where the site is served over HTTPS: the production settings.
+    hsts = app.config.get("PREFERRED_URL_SCHEME") == "https" and not (app.debug or app.testing)
+
     @app.after_request
     def security_headers(response):
+        if hsts:
+            response.headers.setdefault(
+                "Strict-Transport-Security", "max-age=31536000; includeSubDomains"
+            )
+        # Tenant data is never kept by a browser or proxy cache: every answer to a
+        # logged-in user or to the API, whatever it is, except static files.
+        if request.endpoint != "static" and (
+            request.path.startswith("/api/") or "_user_id" in session or g.get("api_user")
+        ):
+            response.headers["Cache-Control"] = "no-store"
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "same-origin")

@@ -391,3 +391,47 @@ def test_a_session_from_before_session_versions_is_refused(client, office):
         session["_fresh"] = True
 
     assert client.get(HOME).status_code == 302
+
+
+# --------------------------------------------------------------------------- headers
+
+
+def test_hsts_only_in_production(monkeypatch, tmp_path, keep_shared_extensions, client):
+    assert "Strict-Transport-Security" not in client.get("/login").headers
+    monkeypatch.setenv("SECRET_KEY", "a-production-secret-of-enough-length")
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'production.sqlite'}")
+    production = create_app("production", RATELIMIT_STORAGE_URI="memory://")
+
+    response = production.test_client().get("/login", base_url="https://localhost")
+
+    assert response.headers["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains"
+
+
+def test_pages_of_a_logged_in_user_and_api_answers_are_not_stored(
+    login, api_client, client, office
+):
+    browser = login(office.superuser)
+    api, headers = api_client(office.superuser)
+
+    for response in (
+        browser.get(HOME),
+        browser.get("/account"),
+        browser.get("/settings/does-not-exist"),
+        api.get("/api/v1/me", headers=headers),
+        api.get("/api/v1/me"),  # 401: an API answer all the same
+    ):
+        assert response.headers["Cache-Control"] == "no-store", response.request.path
+    # Static files may be cached.
+    assert "no-store" not in (browser.get("/static/app.css").headers.get("Cache-Control") or "")
+    assert "no-store" not in (client.get("/static/app.css").headers.get("Cache-Control") or "")
+
+
+def test_the_login_redirect_already_is_not_stored(client, office):
+    client.get_page("/login")
+
+    response = client.post_form(
+        "/login", {"email": office.superuser.email, "password": TEST_PASSWORD}
+    )
+
+    assert response.status_code == 302
+    assert response.headers["Cache-Control"] == "no-store"
