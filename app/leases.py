@@ -138,6 +138,60 @@ def back_off(
     )
 
 
+def release(
+    session: Session, model, row_id: int, owner: str, retry_at: datetime, *, refund: bool = False
+) -> bool:
+    """Let go of ``owner``'s lease until ``retry_at``; ``refund`` gives the attempt back
+    (the work could not start, e.g. a lock another worker holds: not a failed attempt)."""
+    values: dict = {"lease_owner": None, "lease_until": retry_at, **_untouched(model.__table__)}
+    if refund:
+        values["attempts"] = model.attempts - 1
+    result = session.execute(
+        update(model)
+        .where(model.id == row_id, model.lease_owner == owner)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+# --- bounded waits on PostgreSQL ------------------------------------------------------------------
+
+LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's lock_not_available (psycopg's LockNotAvailable)
+
+
+def bound_waits(
+    session: Session, *, lock_seconds: float | None = None, idle_seconds: float | None = None
+) -> None:
+    """PostgreSQL, for the current transaction only (``SET LOCAL``): wait at most
+    ``lock_seconds`` for a row lock, and let the server end this session when it sits idle
+    inside the transaction for ``idle_seconds`` (its process was stopped), which releases
+    every lock it holds. Nothing on SQLite, whose write lock dies with its process."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    connection = session.connection()
+    if lock_seconds is not None:
+        connection.exec_driver_sql(f"SET LOCAL lock_timeout = {int(lock_seconds * 1000)}")
+    if idle_seconds is not None:
+        connection.exec_driver_sql(
+            f"SET LOCAL idle_in_transaction_session_timeout = {int(idle_seconds * 1000)}"
+        )
+
+
+def is_lock_timeout(error: BaseException) -> bool:
+    """Whether ``error`` (SQLAlchemy's wrapper or the driver's own) is a lock wait that ran
+    past ``lock_timeout``."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if getattr(error, "sqlstate", None) == LOCK_NOT_AVAILABLE:
+            return True
+        if getattr(error, "pgcode", None) == LOCK_NOT_AVAILABLE:
+            return True
+        error = getattr(error, "orig", None) or error.__cause__
+    return False
+
+
 def renew(engine: Engine, model, row_id: int, owner: str, seconds: int) -> bool:
     """Extend ``owner``'s lease from a connection of its own; False when it is no longer held."""
     with engine.connect() as connection:

@@ -77,6 +77,12 @@ class Config:
     COPY_LEASE_SECONDS = _env_int("COPY_LEASE_SECONDS", 90)
     COPY_HEARTBEAT_SECONDS = _env_int("COPY_HEARTBEAT_SECONDS", 20)
     COPY_MAX_ATTEMPTS = 5  # then the item is failed and waits for support
+    # PostgreSQL: a copy's session idle inside its transaction this long (a stopped, hung
+    # worker) is ended by the server, which releases its locks for the worker taking over.
+    COPY_IDLE_TIMEOUT_SECONDS = _env_int("COPY_IDLE_TIMEOUT_SECONDS", 60)
+    # PostgreSQL: the copy, revoke, retry and withdraw wait this long at most for a row
+    # lock a (hung) copy holds; then "the copy is still running" / a back-off.
+    COPY_LOCK_TIMEOUT_SECONDS = _env_int("COPY_LOCK_TIMEOUT_SECONDS", 5)
     SUPPORT_STUCK_AFTER_MINUTES = _env_int("SUPPORT_STUCK_AFTER_MINUTES", 30)
     # Failed code entries per hour, per user and per environment (NIST SP 800-63B).
     CLAIM_CODE_RATE_LIMIT = "100 per hour"
@@ -93,10 +99,13 @@ class Config:
         "MAIL_DEFAULT_SENDER", "Overdracht <noreply@overdracht.example>"
     )
     MAIL_SUPPRESS_SEND = False
-    MAIL_TIMEOUT = 10  # seconds to connect and per SMTP command
+    MAIL_TIMEOUT = _env_int("MAIL_TIMEOUT", 30)  # seconds to connect and per SMTP command
     MAIL_LEASE_SECONDS = 300  # a claimed message is retried after this if its relay died
     MAIL_MAX_ATTEMPTS = 8
     MAIL_RELAY_AFTER_REQUEST = True
+    # Whether the configured SMTP server announces SMTPUTF8. Off (the safe default): an
+    # address with a non-ASCII local part is refused at input, since it could not be sent.
+    MAIL_SMTPUTF8 = os.environ.get("MAIL_SMTPUTF8") == "1"
     DEV_MAILBOX = False
 
     # Scheduler intervals (seconds).

@@ -81,6 +81,7 @@ def environments(actor: User | None) -> list[Environment]:
 
 REASONS = {
     "claiming_too_long": N_("Being copied for more than %(minutes)d minutes"),
+    "lease_lapsed": N_("The copy's worker stopped without finishing; waiting for another worker"),
     "failed": N_("A copy failed: %(error)s"),
     "expired_unswept": N_("Past its expiry date, but not yet marked expired"),
     "gained_blocker": N_("An offered administration has gained a blocker: %(name)s"),
@@ -111,6 +112,13 @@ def _stuck_condition(now: datetime):
         item.state == ItemState.CLAIMING,
         item.updated_at < now - timedelta(minutes=minutes),
     )
+    # Its worker died or hangs: the lease ran out without the copy finishing.
+    lease_lapsed = exists().where(
+        item.transfer_id == Transfer.id,
+        item.state == ItemState.CLAIMING,
+        item.lease_until < now,
+        or_(item.lease_owner.is_not(None), item.attempts > 0),
+    )
     failed = exists().where(item.transfer_id == Transfer.id, item.state == ItemState.FAILED)
     expired_unswept = Transfer.is_dead_unswept(now)
     gained_blocker = exists().where(
@@ -119,7 +127,7 @@ def _stuck_condition(now: datetime):
         Administration.id == item.administration_id,
         _blocked_administration(),
     )
-    return or_(claiming_too_long, failed, expired_unswept, gained_blocker)
+    return or_(claiming_too_long, lease_lapsed, failed, expired_unswept, gained_blocker)
 
 
 @dataclass(frozen=True)
@@ -139,11 +147,21 @@ def stuck_reasons(transfer: Transfer, now: datetime) -> list[Reason]:
     for item in transfer.items:
         if item.state is ItemState.CLAIMING and item.updated_at < now - timedelta(minutes=minutes):
             reasons.append(Reason("claiming_too_long", {"minutes": minutes}))
+        elif item.state is ItemState.CLAIMING and _lease_lapsed(item, now):
+            reasons.append(Reason("lease_lapsed", {}))
         elif item.state is ItemState.FAILED:
             reasons.append(Reason("failed", {"error": item.last_error or "?"}))
         elif item.state is ItemState.OFFERED and _has_blocker(facts.get(item.administration_id)):
             reasons.append(Reason("gained_blocker", {"name": item.administration_name}))
     return reasons
+
+
+def _lease_lapsed(item: TransferItem, now: datetime) -> bool:
+    return (
+        item.lease_until is not None
+        and item.lease_until < now
+        and (item.lease_owner is not None or item.attempts > 0)
+    )
 
 
 def _has_blocker(facts) -> bool:
@@ -299,8 +317,10 @@ def revoke(
     if len(reason) < 5:
         raise ServiceError("reason", N_("Give the reason for revoking (at least 5 characters)."))
     begin_write(db.session)
-    transfer, _side = access.transfer_for(actor, transfer_id, sides=(Side.SUPPORT,))
-    lifecycle.revoke(actor, transfer, reason, origin=origin, now=now or utcnow())
+    with lifecycle.copy_may_hold_locks():
+        transfer, _side = access.transfer_for(actor, transfer_id, sides=(Side.SUPPORT,))
+        lifecycle.revoke(actor, transfer, reason, origin=origin, now=now or utcnow())
+        db.session.flush()
     return transfer
 
 
@@ -308,8 +328,11 @@ def retry(actor: User | None, transfer_id: int, *, origin: str, now: datetime | 
     """Queue the failed items of a transfer for another copy; returns how many."""
     require_support(actor)
     begin_write(db.session)
-    transfer, _side = access.transfer_for(actor, transfer_id, sides=(Side.SUPPORT,))
-    return lifecycle.retry(actor, transfer, origin=origin, now=now or utcnow())
+    with lifecycle.copy_may_hold_locks():
+        transfer, _side = access.transfer_for(actor, transfer_id, sides=(Side.SUPPORT,))
+        retried = lifecycle.retry(actor, transfer, origin=origin, now=now or utcnow())
+        db.session.flush()
+    return retried
 
 
 # --- audit trail and evidence ------------------------------------------------------------------

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import enum
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import func, insert, literal, select
@@ -104,6 +104,8 @@ def copy_item(item_id: int, *, now: datetime | None = None) -> CopyOutcome:
         )
     if not taken:
         return CopyOutcome.BUSY
+    # A new take starts from nothing: never show the figure of a worker that died.
+    progress_store().clear(progress_key(item_id))
     with unit_of_work():
         # Attempts also count takes whose worker died before it could record a failure:
         # past the maximum, the item waits for support instead of being tried forever.
@@ -121,8 +123,19 @@ def copy_item(item_id: int, *, now: datetime | None = None) -> CopyOutcome:
     try:
         with leases.Heartbeat(db.engine, TransferItem, item_id, owner, lease), unit_of_work():
             begin_write(db.session)
+            # PostgreSQL: if this process is stopped mid-copy, the server ends its session
+            # (and its locks) after the idle timeout; and a lock a stopped worker still
+            # holds is waited for only briefly, then this take backs off.
+            config = current_app.config
+            leases.bound_waits(
+                db.session,
+                lock_seconds=config["COPY_LOCK_TIMEOUT_SECONDS"],
+                idle_seconds=config["COPY_IDLE_TIMEOUT_SECONDS"],
+            )
             _copy(item_id, owner, now)
     except Exception as error:  # noqa: BLE001 - every failure is recorded and retried
+        if leases.is_lock_timeout(error):
+            return _wait_for_lock(item_id, owner)
         return _record_failure(item_id, owner, error, now)
     finally:
         progress_store().clear(progress_key(item_id))
@@ -210,6 +223,17 @@ def _copy_documents(
     return copied, total
 
 
+def _wait_for_lock(item_id: int, owner: str) -> CopyOutcome:
+    """Another (hung) worker still holds the transfer's locks: not a failed attempt. Let go
+    of the lease and try again once the server has had time to end that worker's session."""
+    log.info("copy of transfer item %s waits for a lock another worker holds", item_id)
+    retry_at = utcnow() + timedelta(seconds=current_app.config["COPY_LOCK_TIMEOUT_SECONDS"])
+    with unit_of_work():
+        begin_write(db.session)
+        leases.release(db.session, TransferItem, item_id, owner, retry_at, refund=True)
+    return CopyOutcome.BUSY
+
+
 def _record_failure(item_id: int, owner: str, error: Exception, now: datetime) -> CopyOutcome:
     """Note why a copy failed; retry after a back-off, or give up after the last attempt
     (at once when the receiver's preconditions no longer hold)."""
@@ -240,7 +264,8 @@ def _record_failure(item_id: int, owner: str, error: Exception, now: datetime) -
 
 def copy_waiting(*, now: datetime | None = None, limit: int = 10) -> int:
     """The job: copy claimed items whose lease is free; returns how many were copied."""
-    now = now or utcnow()
+    given, now = now, now or utcnow()
     with unit_of_work():  # the candidates' row locks end with this short unit
         item_ids = leases.candidates(db.session, TransferItem, lifecycle.copy_waiting(), now, limit)
-    return sum(copy_item(i, now=now) is CopyOutcome.COPIED for i in item_ids)
+    # Each take's lease starts when its own copy starts (a given ``now`` is a test's clock).
+    return sum(copy_item(i, now=given) is CopyOutcome.COPIED for i in item_ids)

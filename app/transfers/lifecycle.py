@@ -12,13 +12,16 @@ revoke and retry, the claim and the copy job all come here instead of writing st
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from decimal import Decimal
 
 from flask import current_app
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import OperationalError
 
-from app import audit
+from app import audit, leases
 from app.admin_settings.models import Administration, AdministrationState, Connection
 from app.auth.models import User
 from app.errors import N_, Conflict, ServiceError, ValidationFailed
@@ -454,6 +457,22 @@ def _narrow_inbox(transfer: Transfer, environment_id: int) -> None:
 
 # --- the copy ---------------------------------------------------------------------------------
 
+COPY_STILL_RUNNING = N_("The copy is still running; try again in a minute.")
+
+
+@contextlib.contextmanager
+def copy_may_hold_locks() -> Iterator[None]:
+    """For a step that may meet a copy's row locks (revoke, retry, withdraw): on
+    PostgreSQL wait at most ``COPY_LOCK_TIMEOUT_SECONDS`` for them (a hung worker holds
+    them until the server ends its session), then ``Conflict`` "the copy is still running"."""
+    leases.bound_waits(db.session, lock_seconds=current_app.config["COPY_LOCK_TIMEOUT_SECONDS"])
+    try:
+        yield
+    except OperationalError as error:
+        if leases.is_lock_timeout(error):
+            raise Conflict("transfer", COPY_STILL_RUNNING) from error
+        raise
+
 
 def copy_waiting():
     """SQL: an item waiting for its copy (the lease decides who does it)."""
@@ -561,11 +580,13 @@ def copy_failed(
 ) -> bool:
     """Record why a copy attempt failed: back off until ``retry_at``, or, when giving up,
     the item is ``failed`` and waits for support. False when the lease was lost."""
-    values = {"last_error": message[:500], "lease_owner": None, "updated_at": now}
+    values = {"last_error": message[:500], "lease_owner": None}
     if give_up:
-        values.update(state=ItemState.FAILED, lease_until=None)
+        values.update(state=ItemState.FAILED, lease_until=None, updated_at=now)
     else:
-        values.update(lease_until=retry_at)
+        # A back-off is no change of state: ``updated_at`` keeps the time the copy
+        # entered ``claiming`` (support's "claiming too long" reads it).
+        values.update(lease_until=retry_at, updated_at=TransferItem.updated_at)
     won = db.session.execute(
         update(TransferItem)
         .where(
