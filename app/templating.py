@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import enum
+import functools
 
 from flask import Flask
-from flask_babel import format_date, format_datetime, format_decimal, get_locale
+from flask_babel import format_date, format_datetime, format_decimal, get_locale, get_timezone
 from flask_babel import lazy_gettext as _l
 
 from app.admin_settings.domain import BlockerKind
@@ -66,12 +67,19 @@ def label(value) -> str:
     if isinstance(value, Package):
         return PACKAGE_LABELS[value]
     if isinstance(value, enum.Enum):
-        return str(LABELS.get((type(value), value.value), value.value))
+        key = (type(value), value.value)
+        return _translated(key, get_locale()) if key in LABELS else value.value
     for kind in _STRING_ORDER:
-        text = LABELS.get((kind, value))
-        if text is not None:
-            return str(text)
+        if (kind, value) in LABELS:
+            return _translated((kind, value), get_locale())
     return str(value)
+
+
+@functools.cache
+def _translated(key: tuple, locale) -> str:
+    """LABELS[key] in ``locale`` (the current one), translated once per process: a page
+    of 50 rows asks for a handful of words 100 times over."""
+    return str(LABELS[key])
 
 
 def item_state_labels() -> dict[ItemState, str]:
@@ -101,13 +109,27 @@ def filesize(n: int | None) -> str:
     raise AssertionError("unreachable")
 
 
+def _format_datetime(d, fmt: str = "medium") -> str:
+    """A moment in the user's time zone and language (Babel's own formatting, cached:
+    the same rows of a list are shown again and again)."""
+    if not d:
+        return ""
+    return _formatted_datetime(d, fmt, get_locale(), get_timezone())
+
+
+@functools.lru_cache(maxsize=8192)
+def _formatted_datetime(d, fmt: str, locale, timezone) -> str:
+    # ``locale`` and ``timezone`` are the request's current ones, which Babel uses here.
+    return format_datetime(d, fmt)
+
+
 def register(app: Flask) -> None:
     app.jinja_env.globals["get_locale"] = get_locale
     app.jinja_env.filters["label"] = label
     app.jinja_env.filters["filesize"] = filesize
     app.jinja_env.filters["label_package"] = label_package
     app.jinja_env.filters["date"] = lambda d, fmt="medium": format_date(d, fmt) if d else ""
-    app.jinja_env.filters["datetime"] = lambda d, fmt="medium": format_datetime(d, fmt) if d else ""
+    app.jinja_env.filters["datetime"] = _format_datetime
     app.jinja_env.filters["money"] = lambda amount, currency="EUR": (
         "" if amount is None else f"{currency} {format_decimal(amount, format='#,##0.00')}"
     )
