@@ -74,6 +74,26 @@ def _is_valid_email(email: str) -> bool:
     return True
 
 
+def _unsendable_reason(email: str) -> str | None:
+    """Why mail to ``email`` cannot be sent through the configured server, or None.
+
+    A local part (before the @) with non-ASCII letters needs SMTPUTF8, which the relay
+    only uses when ``MAIL_SMTPUTF8`` says the server announces it. The address is read
+    after NFC normalisation (``e`` + combining accent is ``é``), as email_validator does.
+    """
+    if current_app.config.get("MAIL_SMTPUTF8"):
+        return None
+    try:
+        local_part = validate_email(
+            email, check_deliverability=False, test_environment=current_app.testing
+        ).local_part
+    except EmailNotValidError:
+        return None  # reported as malformed already
+    if not local_part.isascii():
+        return N_("the part before the @ has letters outside plain ASCII")
+    return None
+
+
 _RECIPIENT_MESSAGES = {
     "malformed": N_("“%(email)s” is not a valid e-mail address."),
     "repeated": N_("“%(email)s” is given more than once."),
@@ -171,6 +191,17 @@ def validate_offer(
                 "recipient_emails", _RECIPIENT_MESSAGES[problem.problem], email=problem.email
             )
         )
+    for email in cleaned:
+        reason = _unsendable_reason(email)
+        if reason:
+            errors.append(
+                ServiceError(
+                    "recipient_emails",
+                    N_("“%(email)s” cannot receive mail from this service: %(reason)s."),
+                    email=email,
+                    reason=gettext(reason),
+                )
+            )
     if not cleaned and not problems:
         errors.append(
             ServiceError(
@@ -228,8 +259,10 @@ def withdraw(
 ) -> Transfer:
     """End an offer before its claim starts; the code dies at once and recipients are told."""
     require_migrate(actor)
-    transfer, _side = access.transfer_for(actor, transfer_id, sides=(Side.OUTGOING,))
-    lifecycle.withdraw(actor, transfer, origin=origin, now=now or utcnow())
+    with lifecycle.copy_may_hold_locks():
+        transfer, _side = access.transfer_for(actor, transfer_id, sides=(Side.OUTGOING,))
+        lifecycle.withdraw(actor, transfer, origin=origin, now=now or utcnow())
+        db.session.flush()
     return transfer
 
 
