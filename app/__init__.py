@@ -100,7 +100,7 @@ def register_extensions(app: Flask) -> None:
     @login_manager.user_loader
     def load_user(user_id: str) -> User | None:
         # A session whose version is no longer the user's (logged out, signed out
-        # everywhere, logged in anew) names nobody, on every worker alike.
+        # everywhere) names nobody, on every worker alike.
         from app.auth.domain import SESSION_VERSION_KEY
         from app.auth.services import user_for_session
 

@@ -46,8 +46,8 @@ class User(UserMixin, db.Model):
     )
     language: Mapped[str | None] = mapped_column(String(5))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    # Carried by every login session of this user; raising it (login, logout, "sign out
-    # everywhere") ends every session with an older one, on every worker.
+    # Carried by every login session of this user; raising it (logout, "sign out
+    # everywhere") ends every session with an older one, on every device and worker.
     session_version: Mapped[int] = mapped_column(default=1, server_default="1")
 
     environment: Mapped[Environment | None] = relationship(back_populates="users")

@@ -61,7 +61,6 @@ def authenticate(email: str, password: str, *, origin: str) -> User | None:
             details={"reason": "wrong_password"},
         )
         return None
-    _raise_session_version(user)
     audit.record(
         "login",
         actor=user,

@@ -64,10 +64,18 @@ def _refused(form: LoginForm, wait: int):
 
 
 def _start_session(user) -> None:
-    """A new session for ``user``: nothing of the anonymous one is kept but its language,
-    and it carries the user's new session version."""
+    """A new session for ``user``: nothing of the anonymous one is kept but its language
+    and CSRF token, and it carries the user's session version.
+
+    The CSRF token stays so that a form loaded before logging in (another tab) still
+    posts. Logging in does not raise the version: the user's sessions on other devices
+    live on until a logout or "sign out everywhere" ends them all.
+    """
     language = user.language or session.get("language")
+    csrf_token = session.get("csrf_token")
     session.clear()
+    if csrf_token:
+        session["csrf_token"] = csrf_token
     login_user(user)
     session[SESSION_VERSION_KEY] = user.session_version
     if language:

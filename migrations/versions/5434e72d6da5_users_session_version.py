@@ -1,7 +1,7 @@
 """Users: a session version, so logging out ends every session of that user
 
-A login session carries the version of its user; logging in, logging out and
-"sign out everywhere" raise it, and a session with another version is refused.
+A login session carries the version of its user; logging out and "sign out
+everywhere" raise it, and a session with another version is refused.
 
 Revision ID: 5434e72d6da5
 Revises: b57ef040cf13
