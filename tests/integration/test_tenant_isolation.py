@@ -29,6 +29,7 @@ EXPECTATIONS: dict[str, str] = {
     "auth.index": "own",
     "auth.login": "public",
     "auth.logout": "own",
+    "auth.end_sessions": "own",
     "auth.language": "own",
     "auth.account": "own",
     "auth.revoke_token": "foreign",
@@ -214,7 +215,11 @@ def _walk(app, page_client, api_headers, api_http, ids: dict, own_ids: dict):
         "accept_terms": True,
     }
     # Logging out ends the walk's session, so it goes last.
-    rules = sorted(app.url_map.iter_rules(), key=lambda r: r.endpoint == "auth.logout")
+    # Routes that end the session run last.
+    rules = sorted(
+        app.url_map.iter_rules(),
+        key=lambda r: r.endpoint in ("auth.logout", "auth.end_sessions"),
+    )
     for rule in rules:
         expectation = EXPECTATIONS[rule.endpoint]
         is_api = rule.rule.startswith("/api/")
