@@ -28,6 +28,7 @@ def create_app(config: str | type[Config] | None = None, **overrides) -> Flask:
     config_cls.finalize(app.config)
     app.config.update(overrides)
 
+    register_converters(app)
     register_extensions(app)
     register_blueprints(app)
     register_errorhandlers(app)
@@ -154,6 +155,15 @@ def register_blueprints(app: Flask) -> None:
     ):
         csrf.exempt(blp)
         api.register_blueprint(blp, url_prefix="/api/v1" + (blp.url_prefix or ""))
+
+
+def register_converters(app: Flask) -> None:
+    """Bounded ids in paths, the error shape of the OpenAPI document, and the input
+    checks every request passes (see ``app.converters``); before the extensions and
+    blueprints, which read them."""
+    from app.converters import register
+
+    register(app)
 
 
 def register_errorhandlers(app: Flask) -> None:

@@ -101,8 +101,27 @@ def wants_json() -> bool:
 def error_body(code: int, status: str, message: str, errors: dict | None = None) -> dict:
     body = {"code": code, "status": status, "message": message}
     if errors:
-        body["errors"] = errors
+        body["errors"] = _as_fields(errors)
     return body
+
+
+def _as_fields(errors) -> dict:
+    """Errors are always an object of field → messages (nested fields: an object of
+    their own, as marshmallow gives them); a bare list belongs to ``_schema``."""
+    if isinstance(errors, dict):
+        return errors
+    return {"_schema": errors if isinstance(errors, list) else [str(errors)]}
+
+
+def _rollback() -> None:
+    """A failed statement leaves the session unusable; the error page reads the user
+    (menu, language), so roll back before rendering anything."""
+    from app.extensions import db
+
+    try:
+        db.session.rollback()
+    except Exception:  # noqa: BLE001 - the connection itself may be gone
+        db.session.close()
 
 
 def _messages() -> dict[int, str]:
@@ -136,6 +155,7 @@ def _titles() -> dict[int, str]:
 
 
 def handle_http_exception(error: HTTPException):
+    _rollback()
     code = error.code or 500
     message = _messages().get(code) or _("Something went wrong.")
     if isinstance(error, CSRFError):
@@ -154,6 +174,7 @@ def handle_http_exception(error: HTTPException):
                 isinstance(errors, dict)
                 and len(errors) == 1
                 and next(iter(errors)) in ("json", "query", "form")
+                and isinstance(next(iter(errors.values())), dict)
             ):
                 errors = next(iter(errors.values()))
         elif isinstance(data, dict):  # flask_smorest.abort(code, message=..., errors=...)
@@ -178,6 +199,7 @@ def _upload_limit_mb() -> str:
 def handle_service_error(error: ServiceError):
     """A typed service error that no view turned into a form error: one status and one
     shape for pages and the API alike. The unit of work has rolled back by now."""
+    _rollback()
     code = error.status
     message = error.translated() or _messages().get(code) or _("Something went wrong.")
     if isinstance(error, ValidationFailed):  # the fields say what is wrong

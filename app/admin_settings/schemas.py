@@ -7,7 +7,7 @@ from app.admin_settings.models import (
     DocumentStatus,
     Package,
 )
-from app.schemas import page_schema
+from app.schemas import DecimalString, Page, Text, page_schema
 
 
 class BlockerSchema(Schema):
@@ -26,10 +26,10 @@ class AdministrationSchema(Schema):
     """An administration with the raw facts the migration checklist looks at."""
 
     id = fields.Integer(attribute="administration.id")
-    name = fields.String(attribute="administration.name")
-    code = fields.String(attribute="administration.code")
-    contact_email = fields.String(attribute="administration.contact_email")
-    inbound_email = fields.String(attribute="administration.inbound_email")
+    name = Text(attribute="administration.name")
+    code = Text(attribute="administration.code")
+    contact_email = Text(attribute="administration.contact_email")
+    inbound_email = Text(attribute="administration.inbound_email")
     state = fields.Enum(AdministrationState, by_value=True, attribute="administration.state")
     connection_id = fields.Integer(attribute="administration.connection_id")
     accounting_system = fields.Enum(
@@ -44,27 +44,27 @@ class AdministrationSchema(Schema):
 class DocumentSchema(Schema):
     id = fields.Integer()
     administration_id = fields.Integer()
-    filename = fields.String()
-    content_type = fields.String()
+    filename = Text()
+    content_type = Text()
     size = fields.Integer()
-    content_hash = fields.String(attribute="blob_key")
+    content_hash = Text(attribute="blob_key")
     kind = fields.Enum(DocumentKind, by_value=True)
-    counterparty = fields.String(allow_none=True)
-    amount = fields.Decimal(as_string=True, allow_none=True)
-    currency = fields.String()
+    counterparty = Text(allow_none=True)
+    amount = DecimalString(allow_none=True)
+    currency = Text()
     invoice_date = fields.Date(allow_none=True)
     status = fields.Enum(DocumentStatus, by_value=True)
     booked_year = fields.Integer(allow_none=True)
     booked_period = fields.Integer(allow_none=True)
-    uploaded_by = fields.String(attribute="uploaded_by_name", allow_none=True)
-    decided_by = fields.String(attribute="decided_by_name", allow_none=True)
+    uploaded_by = Text(attribute="uploaded_by_name", allow_none=True)
+    decided_by = Text(attribute="decided_by_name", allow_none=True)
     decided_at = fields.DateTime(allow_none=True)
     created_at = fields.DateTime()
 
 
 class DocumentQuerySchema(Schema):
-    status = fields.String(validate=validate.OneOf([s.value for s in DocumentStatus]))
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    status = Text(validate=validate.OneOf([s.value for s in DocumentStatus]))
+    page = Page()
     per_page = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
 
 

@@ -12,6 +12,7 @@ from app.admin_settings import services
 from app.admin_settings.forms import ConnectionForm, UploadForm, UserForm
 from app.admin_settings.models import DocumentKind, DocumentStatus, Package
 from app.auth.models import Role
+from app.converters import as_id, page_arg
 from app.errors import NotFoundError, ServiceError
 from app.storage import blob_store
 from app.templating import label
@@ -43,7 +44,7 @@ def _status_filter() -> DocumentStatus | None:
 
 
 def _page() -> int:
-    return request.args.get("page", 1, type=int) or 1
+    return page_arg()
 
 
 def _upload_form() -> UploadForm:
@@ -82,7 +83,7 @@ def _back(administration_id: int):
             "admin_settings.administration",
             administration_id=administration_id,
             status=request.form.get("status") or None,
-            page=request.form.get("page", type=int) or None,
+            page=as_id(request.form.get("page")),
         )
         + (request.form.get("anchor") or "")
     )
@@ -98,6 +99,8 @@ def decide_documents(administration_id: int):
         document_ids = [int(v) for v in ([one] if one else request.form.getlist("document_ids"))]
     except ValueError:
         raise NotFoundError() from None
+    if any(as_id(v) is None for v in document_ids):
+        raise NotFoundError()
     try:
         with unit_of_work():
             changed = services.decide_documents(

@@ -1,12 +1,13 @@
 from marshmallow import Schema, fields
 
 from app.auth.models import Role
+from app.schemas import Text
 
 
 class UserSchema(Schema):
     id = fields.Integer()
     email = fields.Email()
-    name = fields.String()
+    name = Text()
     role = fields.Enum(Role, by_value=True)
     environment_id = fields.Integer(allow_none=True)
-    language = fields.String(allow_none=True)
+    language = Text(allow_none=True)

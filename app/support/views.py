@@ -20,6 +20,7 @@ from flask_babel import gettext as _
 from flask_babel import ngettext
 from flask_login import current_user, login_required
 
+from app.converters import MAX_OLDER_THAN_DAYS, arg_int, id_arg, page_arg
 from app.errors import NotFoundError, ServiceError
 from app.support import services
 from app.support.forms import RevokeForm
@@ -41,9 +42,9 @@ def _filters() -> dict:
     state = args.get("state", "")
     return {
         "state": state if state in services.FILTER_STATES else None,
-        "source_id": args.get("source", type=int),
-        "target_id": args.get("target", type=int),
-        "older_than_days": args.get("older_than", type=int),
+        "source_id": id_arg("source"),
+        "target_id": id_arg("target"),
+        "older_than_days": arg_int("older_than", None, min=0, max=MAX_OLDER_THAN_DAYS),
         "q": args.get("q", "")[:100],
         "stuck": args.get("stuck") == "1",
     }
@@ -52,9 +53,7 @@ def _filters() -> dict:
 @bp.get("")
 def index():
     filters = _filters()
-    page = services.list_transfers(
-        current_user, page=request.args.get("page", 1, type=int), **filters
-    )
+    page = services.list_transfers(current_user, page=page_arg(), **filters)
     return render_template(
         "support/index.html",
         page=page,
@@ -77,8 +76,8 @@ def _render_transfer(transfer_id: int, form: RevokeForm, status: int = 200):
     events = services.audit_trail(
         current_user,
         transfer_id=transfer_id,
-        action=request.args.get("action", ""),
-        page=request.args.get("page", 1, type=int),
+        action=request.args.get("action", "")[:60],
+        page=page_arg(),
     )
     return render_template(
         "support/transfer.html",
@@ -156,13 +155,13 @@ def evidence(transfer_id: int):
 
 @bp.get("/audit")
 def audit_trail():
-    environment_id = request.args.get("environment", type=int)
+    environment_id = id_arg("environment")
     action = request.args.get("action", "")[:60]
     events = services.audit_trail(
         current_user,
         environment_id=environment_id,
         action=action,
-        page=request.args.get("page", 1, type=int),
+        page=page_arg(),
     )
     return render_template(
         "support/audit.html",

@@ -39,9 +39,11 @@ class TransferRow:
 def _parse_day(q: str) -> date | None:
     for fmt in ("%d-%m-%Y", "%Y-%m-%d", "%d/%m/%Y", "%d.%m.%Y"):
         try:
-            return datetime.strptime(q, fmt).date()
+            day = datetime.strptime(q, fmt).date()
         except ValueError:
             continue
+        if 1900 <= day.year <= 9998:  # a day the clock and the database can hold
+            return day
     return None
 
 
@@ -166,7 +168,7 @@ def list_transfers(
     require_migrate(actor)
     now = now or utcnow()
     per_page = per_page or current_app.config["TRANSFERS_PER_PAGE"]
-    page = max(1, page)
+    page = min(max(1, page), current_app.config["MAX_PAGE"])
     env = actor.environment_id
     if direction == "outgoing":
         key, created = TransferItem.id, TransferItem.created_at

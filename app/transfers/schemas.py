@@ -5,15 +5,32 @@ from marshmallow import Schema, fields, validate
 
 from app.admin_settings.models import AdministrationState, Package
 from app.admin_settings.schemas import BlockerSchema
-from app.schemas import page_schema
+from app.schemas import (
+    MAX_LIST_ITEMS,
+    MAX_RECIPIENTS,
+    BoundedList,
+    DecimalString,
+    Id,
+    Page,
+    Text,
+    page_schema,
+)
 from app.transfers.domain import ItemState, TransferState
+
+# Declared, and refused by the service with its own message (422 under the field).
+REQUIRED_TEXT = {"minLength": 1}
 
 
 class OfferSchema(Schema):
     """``POST /api/v1/transfers``."""
 
-    administration_ids = fields.List(fields.Integer(), required=True)
-    recipient_emails = fields.List(fields.String(validate=validate.Length(max=254)), required=True)
+    administration_ids = BoundedList(Id(), required=True, min_items=1, max_items=MAX_LIST_ITEMS)
+    recipient_emails = BoundedList(
+        Text(validate=validate.Length(max=254), metadata=REQUIRED_TEXT),
+        required=True,
+        min_items=1,
+        max_items=MAX_RECIPIENTS,
+    )
     checklist_confirmed = fields.Boolean(load_default=False)
     accept_terms = fields.Boolean(load_default=False)
 
@@ -23,10 +40,10 @@ class ItemSchema(Schema):
 
     id = fields.Integer(attribute="item.id")
     administration_id = fields.Integer(attribute="item.administration_id")
-    administration_name = fields.String(attribute="item.administration_name")
-    administration_code = fields.String(attribute="item.administration_code")
-    contact_email = fields.String(attribute="item.contact_email")
-    accounting_system = fields.String(attribute="item.package")
+    administration_name = Text(attribute="item.administration_name")
+    administration_code = Text(attribute="item.administration_code")
+    contact_email = Text(attribute="item.contact_email")
+    accounting_system = Text(attribute="item.package")
     state = fields.Enum(ItemState, by_value=True)
     target_administration_id = fields.Integer(
         attribute="item.target_administration_id", allow_none=True
@@ -38,23 +55,21 @@ class TransferSchema(Schema):
     are present only for the offering environment's superusers."""
 
     id = fields.Integer(attribute="transfer.id")
-    direction = fields.String()
-    code = fields.String(allow_none=True)
+    direction = Text()
+    code = Text(allow_none=True)
     state = fields.Enum(TransferState, by_value=True)
-    source_environment = fields.String(attribute="transfer.source_environment.name")
-    recipient_emails = fields.List(fields.String())
-    terms_version = fields.String(attribute="transfer.terms_version")
+    source_environment = Text(attribute="transfer.source_environment.name")
+    recipient_emails = fields.List(Text())
+    terms_version = Text(attribute="transfer.terms_version")
     created_at = fields.DateTime(attribute="transfer.created_at")
     expires_at = fields.DateTime(attribute="transfer.expires_at")
     items = fields.List(fields.Nested(ItemSchema), attribute="item_rows")
 
 
 class TransferQuerySchema(Schema):
-    direction = fields.String(
-        load_default="outgoing", validate=validate.OneOf(["outgoing", "incoming"])
-    )
-    q = fields.String(load_default="", validate=validate.Length(max=100))
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    direction = Text(load_default="outgoing", validate=validate.OneOf(["outgoing", "incoming"]))
+    q = Text(load_default="", validate=validate.Length(max=100))
+    page = Page()
     per_page = fields.Integer(load_default=25, validate=validate.Range(min=1, max=100))
 
 
@@ -64,10 +79,10 @@ class TransferRowSchema(Schema):
     created_at = fields.DateTime(attribute="transfer.created_at")
     expires_at = fields.DateTime(attribute="transfer.expires_at")
     administration_id = fields.Integer(attribute="item.administration_id")
-    administration_name = fields.String(attribute="item.administration_name")
-    administration_email = fields.String(attribute="item.contact_email")
-    accounting_system = fields.String(attribute="item.package")
-    code = fields.String(allow_none=True)
+    administration_name = Text(attribute="item.administration_name")
+    administration_email = Text(attribute="item.contact_email")
+    accounting_system = Text(attribute="item.package")
+    code = Text(allow_none=True)
     state = fields.Enum(ItemState, by_value=True)
     can_withdraw = fields.Boolean()
 
@@ -77,7 +92,7 @@ TransferPageSchema = page_schema(TransferRowSchema, "TransferPage")
 
 class PreflightSchema(Schema):
     administration_id = fields.Integer(attribute="administration.id")
-    name = fields.String(attribute="administration.name")
+    name = Text(attribute="administration.name")
     state = fields.Enum(AdministrationState, by_value=True, attribute="administration.state")
     selectable = fields.Boolean()
     blockers = fields.List(fields.Nested(BlockerSchema))
@@ -87,19 +102,21 @@ class PreflightSchema(Schema):
 
 
 class CodeSchema(Schema):
-    code = fields.String(required=True, validate=validate.Length(max=100))
+    code = Text(required=True, validate=validate.Length(max=100), metadata=REQUIRED_TEXT)
 
 
 class DecisionSchema(Schema):
-    item_id = fields.Integer(required=True)
-    action = fields.String(required=True, validate=validate.OneOf(["accept", "reject"]))
-    connection_id = fields.Integer(allow_none=True, load_default=None)
-    message = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=2000))
+    item_id = Id(required=True)
+    action = Text(required=True, validate=validate.OneOf(["accept", "reject"]))
+    connection_id = Id(allow_none=True, load_default=None)
+    message = Text(allow_none=True, load_default=None, validate=validate.Length(max=2000))
 
 
 class ClaimRequestSchema(Schema):
-    code = fields.String(required=True, validate=validate.Length(max=100))
-    decisions = fields.List(fields.Nested(DecisionSchema), required=True)
+    code = Text(required=True, validate=validate.Length(max=100), metadata=REQUIRED_TEXT)
+    decisions = BoundedList(
+        fields.Nested(DecisionSchema), required=True, min_items=1, max_items=MAX_LIST_ITEMS
+    )
     accept_terms = fields.Boolean(load_default=False)
 
 
@@ -107,7 +124,7 @@ class PreviewConnectionSchema(Schema):
     """A connection of the receiver the administration could go under."""
 
     id = fields.Integer(attribute="connection.id")
-    name = fields.String(attribute="connection.name")
+    name = Text(attribute="connection.name")
     code_clash = fields.Boolean(attribute="clash")
 
 
@@ -115,9 +132,9 @@ class PreviewItemSchema(Schema):
     """Dumped from a ``claims.PreviewItem``."""
 
     item_id = fields.Integer(attribute="item.id")
-    administration_name = fields.String(attribute="item.administration_name")
-    administration_code = fields.String(attribute="item.administration_code")
-    accounting_system = fields.String(attribute="item.package")
+    administration_name = Text(attribute="item.administration_name")
+    administration_code = Text(attribute="item.administration_code")
+    accounting_system = Text(attribute="item.package")
     documents = fields.Integer()
     archive_years = fields.List(fields.Integer())
     total_size = fields.Integer()
@@ -138,14 +155,14 @@ class PreviewSchema(Schema):
     """Dumped from a ``claims.Preview``."""
 
     transfer_id = fields.Integer(attribute="transfer.id")
-    source_environment = fields.String(attribute="transfer.source_environment.name")
-    offered_by = fields.String(attribute="transfer.offered_by_name")
+    source_environment = Text(attribute="transfer.source_environment.name")
+    offered_by = Text(attribute="transfer.offered_by_name")
     expires_at = fields.DateTime(attribute="transfer.expires_at")
     premium = fields.Boolean()
     problems = fields.Method("translated_problems")
-    fee_per_administration = fields.Decimal(as_string=True, attribute="fee")
-    currency = fields.String()
-    terms_version = fields.String()
+    fee_per_administration = DecimalString(attribute="fee")
+    currency = Text()
+    terms_version = Text()
     items = fields.List(fields.Nested(PreviewItemSchema))
 
     def translated_problems(self, preview) -> list[str]:
@@ -156,13 +173,13 @@ class ClaimItemSchema(Schema):
     """Dumped from a ``claims.ItemProgress``."""
 
     item_id = fields.Integer(attribute="item.id")
-    administration_name = fields.String(attribute="item.administration_name")
+    administration_name = Text(attribute="item.administration_name")
     state = fields.Enum(ItemState, by_value=True, attribute="item.state")
     documents_done = fields.Integer(attribute="done")
     documents_total = fields.Integer(attribute="total")
     percent = fields.Integer()
     target_administration_id = fields.Integer(allow_none=True)
-    error = fields.String(allow_none=True)
+    error = Text(allow_none=True)
 
 
 class ClaimSchema(Schema):
@@ -170,13 +187,11 @@ class ClaimSchema(Schema):
 
     id = fields.Integer(attribute="claim.id")
     transfer_id = fields.Integer(attribute="transfer.id")
-    state = fields.String()
+    state = Text()
     finished = fields.Boolean()
-    terms_version = fields.String(attribute="claim.terms_version")
-    fee_per_administration = fields.Decimal(
-        as_string=True, attribute="claim.fee_per_administration"
-    )
-    currency = fields.String(attribute="claim.currency")
+    terms_version = Text(attribute="claim.terms_version")
+    fee_per_administration = DecimalString(attribute="claim.fee_per_administration")
+    currency = Text(attribute="claim.currency")
     created_at = fields.DateTime(attribute="claim.created_at")
     items = fields.List(fields.Nested(ClaimItemSchema))
 
@@ -185,12 +200,12 @@ class ReconciliationAdministrationSchema(Schema):
     """Per administration of a claim: documents on both sides and the verdict."""
 
     transfer_item_id = fields.Integer(attribute="item_id")
-    administration = fields.String()
-    state = fields.String()
+    administration = Text()
+    state = Text()
     source_documents = fields.Integer()
     target_documents = fields.Integer()
     matching = fields.Integer()
-    verdict = fields.String(
+    verdict = Text(
         metadata={"description": "match, mismatch, or the item's state when not migrated"}
     )
 
@@ -200,10 +215,10 @@ class ReconciliationDocumentSchema(Schema):
 
     transfer_item_id = fields.Integer(attribute="item_id")
     source_document_id = fields.Integer()
-    source_sha256 = fields.String(attribute="source_hash")
+    source_sha256 = Text(attribute="source_hash")
     target_document_id = fields.Integer(allow_none=True)
-    target_sha256 = fields.String(attribute="target_hash", allow_none=True)
-    verdict = fields.String(validate=validate.OneOf(["match", "differs", "missing"]))
+    target_sha256 = Text(attribute="target_hash", allow_none=True)
+    verdict = Text(validate=validate.OneOf(["match", "differs", "missing"]))
 
 
 class ReconciliationSchema(Schema):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import (
     Blueprint,
     Response,
+    current_app,
     flash,
     jsonify,
     redirect,
@@ -18,7 +19,8 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from app.auth.domain import Permission, has_permission
-from app.errors import NotFoundError, ServiceError, ValidationFailed
+from app.converters import as_id, id_arg, page_arg
+from app.errors import N_, Invalid, NotFoundError, ServiceError, ValidationFailed
 from app.templating import item_state_labels, label
 from app.transfers import claims, codes, limits, offers, reports
 from app.transfers import overview as listing
@@ -46,14 +48,14 @@ def overview():
         current_user,
         direction="outgoing",
         q=q_out,
-        page=request.args.get("page_out", 1, type=int),
+        page=page_arg("page_out"),
         state_labels=item_state_labels(),
     )
     incoming = listing.list_transfers(
         current_user,
         direction="incoming",
         q=q_in,
-        page=request.args.get("page_in", 1, type=int),
+        page=page_arg("page_in"),
         state_labels=item_state_labels(),
     )
     return render_template(
@@ -89,16 +91,22 @@ def move_select():
     if state is None:
         return redirect(url_for("transfers.move_checklist"))
     connections = offers.connections_for_wizard(current_user)
-    connection_id = request.values.get("connection_id", type=int) or state.get("connection_id")
+    connection_id = id_arg("connection_id", request.values) or state.get("connection_id")
     if connection_id is None and connections:
         connection_id = connections[0].id
     rows = offers.preflight(current_user, connection_id) if connection_id else []
     errors: list[str] = []
     if request.method == "POST":
-        try:
-            ids = [int(v) for v in request.form.getlist("administration_ids")]
-        except ValueError:
-            raise NotFoundError() from None
+        raw_ids = request.form.getlist("administration_ids")
+        if len(raw_ids) > current_app.config["MAX_LIST_ITEMS"]:
+            raise Invalid(
+                "administration_ids",
+                N_("Choose at most %(max)d administrations per offer."),
+                max=current_app.config["MAX_LIST_ITEMS"],
+            )
+        ids = [as_id(v) for v in raw_ids]
+        if None in ids:
+            raise NotFoundError()
         try:
             offers.check_selection(current_user, ids)
         except ValidationFailed as failure:
@@ -106,7 +114,7 @@ def move_select():
         if not errors:
             session[WIZARD] = {**state, "connection_id": connection_id, "administration_ids": ids}
             return redirect(url_for("transfers.move_summary"))
-    selected = set(request.form.getlist("administration_ids", type=int)) or set(
+    selected = {as_id(v) for v in request.form.getlist("administration_ids")[:500]} or set(
         state.get("administration_ids", [])
     )
     return render_template(
@@ -231,15 +239,21 @@ def _decisions_from_form(form) -> list[claims.Decision]:
     for key in form:
         if not key.startswith("action-"):
             continue
-        try:
-            item_id = int(key.removeprefix("action-"))
-        except ValueError:
+        item_id = as_id(key.removeprefix("action-"))
+        if item_id is None:
             continue
+        if len(decisions) >= current_app.config["MAX_LIST_ITEMS"]:
+            raise Invalid(
+                "decisions",
+                N_("At most %(max)d decisions at once."),
+                max=current_app.config["MAX_LIST_ITEMS"],
+            )
+        raw_connection = form.get(f"connection-{item_id}")
         decisions.append(
             claims.Decision(
                 item_id=item_id,
                 action=form.get(key, ""),
-                connection_id=form.get(f"connection-{item_id}", type=int),
+                connection_id=as_id(raw_connection) if raw_connection else None,
                 message=form.get(f"message-{item_id}"),
             )
         )
@@ -251,11 +265,12 @@ def _decisions_from_form(form) -> list[claims.Decision]:
 def submit_claim():
     code = request.form.get("code", "")
     try:
+        decisions = _decisions_from_form(request.form)
         with unit_of_work():
             claim = claims.submit_claim(
                 current_user,
                 code,
-                _decisions_from_form(request.form),
+                decisions,
                 accept_terms=request.form.get("accept_terms") == "y",
                 origin=origin(),
             )
@@ -299,7 +314,14 @@ def claim_progress(claim_id: int):
 @bp.get("/progress")
 def progress():
     """Progress of the overview's rows that are being copied (ids in ``items``)."""
-    ids = [int(v) for v in request.args.get("items", "").split(",") if v.isdigit()]
+    raw = request.args.get("items", "").split(",")
+    if len(raw) > current_app.config["MAX_LIST_ITEMS"]:
+        raise Invalid(
+            "items",
+            N_("At most %(max)d items at once."),
+            max=current_app.config["MAX_LIST_ITEMS"],
+        )
+    ids = [i for i in (as_id(v) for v in raw) if i is not None]
     return jsonify(items=_progress_json(claims.items_progress(current_user, ids)))
 
 
