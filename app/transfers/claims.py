@@ -336,9 +336,14 @@ def _item_progress(item: TransferItem, side: str = "target") -> ItemProgress:
     if item.state is ItemState.MIGRATED:
         n = item.documents_copied or 0
         return ItemProgress(item, n, item.documents_total or n, side)
+    # A figure counts only while a worker holds the lease: a dead worker's last figure is
+    # not the truth, so until another worker takes over the page says "bezig".
+    held = item.lease_owner is not None and (
+        item.lease_until is None or item.lease_until > utcnow()
+    )
     reported = (
         progress_store().read(copying.progress_key(item.id))
-        if item.state is ItemState.CLAIMING
+        if item.state is ItemState.CLAIMING and held
         else None
     )
     if reported:

@@ -66,3 +66,34 @@ def test_the_copy_finishes_when_progress_cannot_be_written(
     zuid = login(other_office.superuser)
     items = zuid.get(f"{CLAIMS}/{claimed.id}/progress").get_json()["items"]
     assert [(i["state"], i["percent"]) for i in items] == [("migrated", 100)]
+
+
+def test_a_dead_workers_last_figure_is_not_shown_once_its_lease_has_lapsed(
+    app, claimed, login, other_office
+):
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from app.db import utcnow
+    from app.extensions import db
+    from app.progress import progress_store
+    from app.transfers.copying import progress_key
+    from app.transfers.models import TransferItem
+
+    item_id = claimed.transfer.items[0].id
+    progress_store().report(progress_key(item_id), 2, 3)  # what the worker said last
+    zuid = login(other_office.superuser)
+
+    def shown(lease_until):
+        db.session.execute(
+            update(TransferItem)
+            .where(TransferItem.id == item_id)
+            .values(lease_owner="worker-1:4242:dead", lease_until=lease_until)
+        )
+        db.session.commit()
+        return zuid.get(f"{CLAIMS}/{claimed.id}/progress").get_json()["items"][0]["text"]
+
+    assert shown(utcnow() + timedelta(seconds=60)) == "2 van 3 documenten"
+    assert shown(utcnow() - timedelta(seconds=1)) == "bezig"
+    progress_store().clear(progress_key(item_id))
