@@ -369,10 +369,15 @@ class TransferMachine(RuleBasedStateMachine):
                 source.administrations[t.administration_of[item_id]] = "active"
         if "claiming" not in t.items.values():
             t.state = "completed"
+        elif data.draw(st.booleans(), label="the worker runs at once"):
+            self._copy()  # else the copy rule, or a revoke, comes first
 
     @rule()
     def copy(self) -> None:
         """The copy job copies every claimed item waiting for it, once."""
+        self._copy()
+
+    def _copy(self) -> None:
         waiting = [
             (t, i) for t in self.transfers.values() for i, s in t.items.items() if s == "claiming"
         ]
@@ -566,7 +571,7 @@ class TransferMachine(RuleBasedStateMachine):
 
 
 TransferMachine.TestCase.settings = settings(
-    max_examples=20,
+    max_examples=25,
     stateful_step_count=20,
     deadline=None,
     database=None,  # nothing written into the work tree
