@@ -266,10 +266,15 @@ def extend(actor: User, transfer: Transfer, *, origin: str, now: datetime) -> No
         .execution_options(synchronize_session=False)
     )
     if won.rowcount != 1:
+        db.session.expire(transfer)
+        if transfer.extensions >= most:
+            raise Conflict(
+                "transfer",
+                N_("This offer has been extended %(most)d times already; make a new offer."),
+                most=most,
+            )
         raise Conflict(
-            "transfer",
-            N_("This offer has been extended %(most)d times already; make a new offer."),
-            most=most,
+            "transfer", N_("This offer already runs until then; there is nothing to extend.")
         )
     db.session.expire(transfer)
     audit.record(

@@ -116,3 +116,17 @@ def test_another_office_cannot_extend_an_offer_it_did_not_make(
     assert response.status_code == 404
     fresh()
     assert db.session.get(Transfer, transfer.id).expires_at == before
+
+
+def test_extending_twice_at_the_same_moment_says_there_is_nothing_to_extend(
+    clock, offered, noord_api
+):
+    transfer, _code = offered
+    clock.shift(timedelta(days=1))
+    assert extend(noord_api, transfer.id).status_code == 200
+
+    again = extend(noord_api, transfer.id)
+
+    assert again.status_code == 409
+    assert "niets te verlengen" in again.get_json()["message"]
+    assert count(AuditEvent, AuditEvent.action == "transfer_extended") == 1
