@@ -135,6 +135,7 @@ def _messages() -> dict[int, str]:
         413: _("The file is too large."),
         422: _("Some of the input is not valid."),
         429: _("Too many attempts. Wait a moment and try again."),
+        503: _("The document store cannot be reached right now. Try again in a few minutes."),
         500: _("Something went wrong on our side. Try again later."),
     }
 
@@ -151,6 +152,7 @@ def _titles() -> dict[int, str]:
         422: _("Invalid input"),
         429: _("Too many attempts"),
         500: _("Server error"),
+        503: _("Temporarily unavailable"),
     }
 
 
@@ -215,6 +217,17 @@ def handle_service_error(error: ServiceError):
     return render_template("errors/error.html", code=code, title=title, message=message), code
 
 
+def handle_storage_unavailable(error):
+    """The blob store (S3, MinIO, Ceph) cannot be reached: 503, in the client's shape."""
+    from werkzeug.exceptions import ServiceUnavailable
+
+    _rollback()
+    return handle_http_exception(ServiceUnavailable())
+
+
 def register_errorhandlers(app: Flask) -> None:
+    from app.storage import StorageUnavailable
+
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(ServiceError, handle_service_error)
+    app.register_error_handler(StorageUnavailable, handle_storage_unavailable)

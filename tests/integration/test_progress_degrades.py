@@ -97,3 +97,26 @@ def test_a_dead_workers_last_figure_is_not_shown_once_its_lease_has_lapsed(
     assert shown(utcnow() + timedelta(seconds=60)) == "2 van 3 documenten"
     assert shown(utcnow() - timedelta(seconds=1)) == "bezig"
     progress_store().clear(progress_key(item_id))
+
+
+def test_an_unreachable_document_store_answers_503_in_the_shape_asked_for(
+    app, claimed, login, api_client, other_office, monkeypatch
+):
+    from app.storage.s3 import S3BlobStore, s3_client
+    from app.transfers.copying import copy_waiting
+    from tests.s3server import FAKE_AWS_ENV, closed_port_url
+
+    assert copy_waiting() == 1
+    for name, value in FAKE_AWS_ENV.items():
+        monkeypatch.setenv(name, value)
+    client = s3_client(closed_port_url(), connect_timeout=1, max_attempts=1)
+    monkeypatch.setitem(app.extensions, "blob_store", S3BlobStore(client, "gone"))
+
+    page = login(other_office.superuser).get(f"{CLAIMS}/{claimed.id}/reconciliation.csv")
+    api, headers = api_client(other_office.superuser)
+    answer = api.get(f"/api/v1/claims/{claimed.id}/reconciliation", headers=headers)
+
+    assert page.status_code == 503
+    assert "niet bereikbaar" in page.get_data(as_text=True)
+    assert answer.status_code == 503
+    assert answer.get_json()["code"] == 503
