@@ -239,3 +239,43 @@ class Processes:
             f"{p.tail(lines)}"
             for p in self.started
         )
+
+
+@contextlib.contextmanager
+def slow_copies(session, name: str, seconds_per_row: float):
+    """PostgreSQL: every statement that inserts copied documents (``source_document_id``
+    set) sleeps ``seconds_per_row`` per row, so a copy lasts long enough to be killed in
+    the middle; seeded rows are not slowed. Dropped again afterwards."""
+    from sqlalchemy import text
+
+    session.execute(
+        text(
+            f"""
+            CREATE OR REPLACE FUNCTION {name}() RETURNS trigger
+            LANGUAGE plpgsql AS $$
+            BEGIN
+                PERFORM pg_sleep(
+                    (SELECT count(*) FROM copied WHERE source_document_id IS NOT NULL)
+                    * {seconds_per_row}
+                );
+                RETURN NULL;
+            END $$
+            """
+        )
+    )
+    session.execute(text(f"DROP TRIGGER IF EXISTS {name} ON documents"))
+    session.execute(
+        text(
+            f"CREATE TRIGGER {name} AFTER INSERT ON documents "
+            "REFERENCING NEW TABLE AS copied FOR EACH STATEMENT "
+            f"EXECUTE FUNCTION {name}()"
+        )
+    )
+    session.commit()
+    try:
+        yield
+    finally:
+        session.rollback()
+        session.execute(text(f"DROP TRIGGER IF EXISTS {name} ON documents"))
+        session.execute(text(f"DROP FUNCTION IF EXISTS {name}()"))
+        session.commit()

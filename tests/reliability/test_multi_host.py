@@ -45,6 +45,7 @@ from app.admin_settings.models import (
 from app.audit import AuditEvent
 from app.auth.services import create_api_token
 from app.extensions import db
+from app.transfers.copying import KEPT_COLUMNS
 from app.transfers.models import ItemState, TransferItem, TransferState
 from tests.conftest import TEST_PASSWORD
 from tests.helpers import count, fresh
@@ -54,6 +55,7 @@ from tests.reliability.processes import (
     Timeout,
     free_port,
     request,
+    slow_copies,
     wait_until,
 )
 
@@ -163,35 +165,8 @@ def _with_application_name(url: str, name: str) -> str:
 @pytest.fixture
 def slow_copy(postgres_url):
     """Copied document rows (``source_document_id`` set) cost SLOW_COPY_SECONDS_PER_ROW each."""
-    db.session.execute(
-        text(
-            f"""
-            CREATE OR REPLACE FUNCTION multihost_slow_copy() RETURNS trigger
-            LANGUAGE plpgsql AS $$
-            BEGIN
-                PERFORM pg_sleep(
-                    (SELECT count(*) FROM copied WHERE source_document_id IS NOT NULL)
-                    * {SLOW_COPY_SECONDS_PER_ROW}
-                );
-                RETURN NULL;
-            END $$
-            """
-        )
-    )
-    db.session.execute(text("DROP TRIGGER IF EXISTS multihost_slow_copy ON documents"))
-    db.session.execute(
-        text(
-            "CREATE TRIGGER multihost_slow_copy AFTER INSERT ON documents "
-            "REFERENCING NEW TABLE AS copied FOR EACH STATEMENT "
-            "EXECUTE FUNCTION multihost_slow_copy()"
-        )
-    )
-    db.session.commit()
-    yield
-    db.session.rollback()
-    db.session.execute(text("DROP TRIGGER IF EXISTS multihost_slow_copy ON documents"))
-    db.session.execute(text("DROP FUNCTION IF EXISTS multihost_slow_copy()"))
-    db.session.commit()
+    with slow_copies(db.session, "multihost_slow_copy", SLOW_COPY_SECONDS_PER_ROW):
+        yield
 
 
 @pytest.fixture
@@ -313,26 +288,7 @@ def _seed(build, office, blob_store):
     ).select_from(series)
     db.session.execute(
         insert(table).from_select(
-            [
-                "environment_id",
-                "administration_id",
-                "blob_key",
-                "size",
-                "content_type",
-                "filename",
-                "kind",
-                "counterparty",
-                "amount",
-                "currency",
-                "invoice_date",
-                "status",
-                "booked_year",
-                "booked_period",
-                "uploaded_by_name",
-                "decided_by_name",
-                "decided_at",
-                "created_at",
-            ],
+            ["environment_id", "administration_id", *KEPT_COLUMNS],
             rows,
         )
     )

@@ -32,7 +32,7 @@ from app.transfers.domain import ItemState, TransferState
 from app.transfers.models import Transfer, TransferItem
 from app.web import unit_of_work
 from tests.helpers import accept_all, fresh, offer
-from tests.reliability.processes import ROOT, Process, Processes, wait_until
+from tests.reliability.processes import ROOT, Process, Processes, slow_copies, wait_until
 
 BIN = ROOT / ".venv" / "bin"
 
@@ -57,35 +57,8 @@ def slow_copy(database_url):
     if not _is_postgres(database_url):
         yield
         return
-    db.session.execute(
-        text(
-            f"""
-            CREATE OR REPLACE FUNCTION workers_slow_copy() RETURNS trigger
-            LANGUAGE plpgsql AS $$
-            BEGIN
-                PERFORM pg_sleep(
-                    (SELECT count(*) FROM copied WHERE source_document_id IS NOT NULL)
-                    * {SLOW_SECONDS_PER_ROW}
-                );
-                RETURN NULL;
-            END $$
-            """
-        )
-    )
-    db.session.execute(text("DROP TRIGGER IF EXISTS workers_slow_copy ON documents"))
-    db.session.execute(
-        text(
-            "CREATE TRIGGER workers_slow_copy AFTER INSERT ON documents "
-            "REFERENCING NEW TABLE AS copied FOR EACH STATEMENT "
-            "EXECUTE FUNCTION workers_slow_copy()"
-        )
-    )
-    db.session.commit()
-    yield
-    db.session.rollback()
-    db.session.execute(text("DROP TRIGGER IF EXISTS workers_slow_copy ON documents"))
-    db.session.execute(text("DROP FUNCTION IF EXISTS workers_slow_copy()"))
-    db.session.commit()
+    with slow_copies(db.session, "workers_slow_copy", SLOW_SECONDS_PER_ROW):
+        yield
 
 
 class Workers:
