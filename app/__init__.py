@@ -67,6 +67,8 @@ def register_security_headers(app: Flask) -> None:
 
 
 def register_extensions(app: Flask) -> None:
+    from app.migration_files import models as _imports  # noqa: F401  (tables in metadata)
+    from app.uploads import models as _uploads  # noqa: F401
     from app.auth.models import User
     from app.extensions import api, babel, csrf, db, limiter, login_manager, mail, migrate
     from app.outbox import register_secrets

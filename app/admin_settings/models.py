@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     UniqueConstraint,
 )
+from sqlalchemy.sql import false
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column, relationship
 
 from app.db import UTCDateTime, utcnow
@@ -181,6 +182,8 @@ class Document(TenantMixin, db.Model):
         Index("ix_documents_administration_status", "administration_id", "status"),
         # Walks one administration's documents in id order (copies, reconciliation).
         Index("ix_documents_administration_id_id", "administration_id", "id"),
+        # Finds a document by its file within an administration (a phased import).
+        Index("ix_documents_administration_blob", "administration_id", "blob_key"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -207,6 +210,9 @@ class Document(TenantMixin, db.Model):
     decided_by_name: Mapped[str | None] = mapped_column(String(200))
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Imported from a migration file already decided: shown as "gemigreerd", readable and
+    # downloadable, not changeable until a superuser unlocks it.
+    locked: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # Set on a copy that arrived from another office: the document it was copied from.
     source_document_id: Mapped[int | None] = mapped_column(
         ForeignKey("documents.id", ondelete="SET NULL"), index=True
@@ -289,6 +295,9 @@ class Provenance(db.Model):
         ForeignKey("transfer_items.id", ondelete="CASCADE"), unique=True
     )
     transfer_id: Mapped[int | None] = mapped_column(ForeignKey("transfers.id", ondelete="CASCADE"))
+    import_item_id: Mapped[int | None] = mapped_column(
+        ForeignKey("import_items.id", ondelete="CASCADE"), unique=True
+    )
     source_environment_id: Mapped[int | None] = mapped_column(
         ForeignKey("environments.id", ondelete="SET NULL")
     )
