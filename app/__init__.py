@@ -67,13 +67,13 @@ def register_security_headers(app: Flask) -> None:
 
 
 def register_extensions(app: Flask) -> None:
-    from app.migration_files import models as _imports  # noqa: F401  (tables in metadata)
-    from app.uploads import models as _uploads  # noqa: F401
     from app.auth.models import User
     from app.extensions import api, babel, csrf, db, limiter, login_manager, mail, migrate
+    from app.migration_files import models as _imports  # noqa: F401  (tables in metadata)
     from app.outbox import register_secrets
     from app.progress import init_progress
     from app.storage import init_storage
+    from app.uploads import models as _uploads  # noqa: F401
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)

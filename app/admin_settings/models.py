@@ -23,8 +23,8 @@ from sqlalchemy import (
     String,
     UniqueConstraint,
 )
-from sqlalchemy.sql import false
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column, relationship
+from sqlalchemy.sql import false
 
 from app.db import UTCDateTime, utcnow
 from app.extensions import db
