@@ -55,6 +55,11 @@ class Config:
     S3_BUCKET = os.environ.get("S3_BUCKET")
     S3_ENDPOINT_URL = os.environ.get("S3_ENDPOINT_URL") or None  # empty: AWS itself
     S3_PRESIGN_SECONDS = _env_int("S3_PRESIGN_SECONDS", 60)  # lifetime of a download link
+    # Resumable uploads (tus 1.0) of migration files: the bytes of an upload in progress
+    # are spooled in UPLOAD_ROOT (a volume every host shares when several serve uploads).
+    UPLOAD_ROOT = os.environ.get("UPLOAD_ROOT", str(INSTANCE_DIR / "uploads"))
+    UPLOAD_MAX_BYTES = _env_int("UPLOAD_MAX_BYTES", 20 * 1024**3)
+    UPLOAD_EXPIRY_HOURS = _env_int("UPLOAD_EXPIRY_HOURS", 24)
     # Progress of long work: "file" (PROGRESS_ROOT, one machine) or "redis" (REDIS_URL).
     PROGRESS_STORE = os.environ.get("PROGRESS_STORE", "file")
     REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
