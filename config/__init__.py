@@ -134,6 +134,11 @@ class Config:
     MAX_LIST_ITEMS = 100  # administrations per offer, decisions, ids per progress query
     MAX_RECIPIENTS = 10
     MAX_PAGE = 10_000
+    # Migration files (imports): entries in the zip, declared uncompressed bytes in total,
+    # and each entry's uncompressed/compressed ratio (entries under 64 KiB exempt).
+    IMPORT_MAX_ENTRIES = _env_int("IMPORT_MAX_ENTRIES", 200_000)
+    IMPORT_MAX_BYTES = _env_int("IMPORT_MAX_BYTES", 50 * 1024**3)
+    IMPORT_MAX_RATIO = _env_int("IMPORT_MAX_RATIO", 100)
 
     # JSON API (flask-smorest).
     API_TITLE = "Overdracht API"
