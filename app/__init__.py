@@ -135,11 +135,13 @@ def register_blueprints(app: Flask) -> None:
     from app.transfers.api import claims_blp as claims_api
     from app.transfers.api import preflight_blp as preflight_api
     from app.transfers.views import bp as transfers_bp
+    from app.uploads.views import bp as uploads_bp
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(admin_settings_bp)
     app.register_blueprint(transfers_bp)
     app.register_blueprint(support_bp)
+    app.register_blueprint(uploads_bp)
     if app.config["DEV_MAILBOX"]:
         from app.dev import bp as dev_bp
 
