@@ -38,12 +38,14 @@ def jobs() -> list[tuple[str, Callable[[], int], str]]:
     """(name, function, interval setting) of every scheduled job."""
     from app.outbox import relay_outbox
     from app.transfers.jobs import copy_claimed, remind_expiring, sweep_expired
+    from app.uploads.jobs import expire_due as expire_uploads
 
     return [
         ("copy_claimed", copy_claimed, "SCHEDULER_COPY_SECONDS"),
         ("relay_outbox", relay_outbox, "SCHEDULER_RELAY_SECONDS"),
         ("sweep_expired", sweep_expired, "SCHEDULER_SWEEP_SECONDS"),
         ("remind_expiring", remind_expiring, "SCHEDULER_SWEEP_SECONDS"),
+        ("expire_uploads", expire_uploads, "SCHEDULER_SWEEP_SECONDS"),
     ]
 
 
