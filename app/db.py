@@ -96,7 +96,7 @@ def _forget_write(session) -> None:
     session.info.pop("changes_at_begin", None)
 
 
-def _has_written(session) -> bool:
+def has_written(session) -> bool:
     """Whether the session's open transaction has written anything, however it was written
     (ORM, Core or plain SQL): the database itself is asked."""
     if session.info.get("wrote") or session.new or session.dirty or session.deleted:
@@ -129,7 +129,7 @@ def begin_write(session) -> None:
     """
     session = session() if callable(session) else session  # a scoped_session's session
     if session.in_transaction():
-        if _has_written(session):
+        if has_written(session):
             raise RuntimeError("begin_write() inside a unit of work that has already written")
         session.rollback()
     connection = session.connection()

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from flask import has_request_context, request
 from sqlalchemy.orm import Session
 
+from app.db import has_written
 from app.extensions import db
 
 
@@ -20,14 +21,35 @@ def unit_of_work() -> Iterator[Session]:
     The only place that commits. Services inside only flush and raise typed errors
     (``app.errors``); the error passes on to the caller after the rollback, so a view
     can show it as a form error and the error handler as a 404/403/409/422.
+
+    A unit that wrote nothing (most API reads, which only might have recorded
+    something) ends its transaction without expiring what it loaded, so the rest of the
+    request does not read the same rows again.
     """
     session = db.session
     try:
         yield session
-        session.commit()
+        session.flush()
+        if not session().in_transaction():
+            return
+        if has_written(session):
+            session.commit()
+        else:
+            _end_read_only(session())
     except BaseException:
         session.rollback()
         raise
+
+
+def _end_read_only(session: Session) -> None:
+    """End a transaction that has written nothing, keeping what it loaded: nothing of
+    ours can have gone stale, and expiring would only make the request read it again."""
+    saved = session.expire_on_commit
+    session.expire_on_commit = False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = saved
 
 
 def origin() -> str:

@@ -113,6 +113,53 @@ def test_the_session_works_on_after_a_failed_unit_of_work():
 # --------------------------------------------------------------------------- begin_write
 
 
+def count_statements():
+    """A list that fills with every SQL statement sent while the block runs."""
+    from contextlib import contextmanager
+
+    from sqlalchemy import event
+
+    @contextmanager
+    def counting():
+        seen: list[str] = []
+
+        def note(conn, cursor, statement, parameters, context, executemany):
+            seen.append(statement)
+
+        event.listen(db.engine, "before_cursor_execute", note)
+        try:
+            yield seen
+        finally:
+            event.remove(db.engine, "before_cursor_execute", note)
+
+    return counting()
+
+
+def test_a_unit_that_only_read_keeps_what_it_loaded_so_the_request_does_not_read_it_again(
+    build,
+):
+    env = build.environment("Kantoor Noord")
+    db.session.expire_all()
+    with unit_of_work() as session:
+        loaded = session.get(Environment, env.id)
+        assert loaded.name == "Kantoor Noord"
+    assert not db.session().in_transaction(), "the read transaction has ended"
+    with count_statements() as seen:
+        assert loaded.name == "Kantoor Noord"
+    assert seen == [], "nothing is read again after a unit that wrote nothing"
+
+
+def test_a_unit_that_wrote_expires_what_it_loaded_so_the_next_read_is_the_latest_commit(build):
+    env_id = build.environment("Kantoor Noord").id
+    with unit_of_work() as session:
+        loaded = session.get(Environment, env_id)
+        loaded.plan = Plan.STANDARD
+    rename_elsewhere(env_id, "Kantoor Noord-Oost")
+    with count_statements() as seen:
+        assert loaded.name == "Kantoor Noord-Oost"
+    assert len(seen) == 1, "the written object is read afresh once"
+
+
 def test_begin_write_after_only_reads_does_not_raise_and_commits_nothing(build):
     environment = build.environment("Kantoor Lezen")
     db.session.scalars(select(Environment)).all()
