@@ -129,6 +129,8 @@ def register_blueprints(app: Flask) -> None:
     from app.auth.api import blp as auth_api
     from app.auth.views import bp as auth_bp
     from app.extensions import api, csrf
+    from app.migration_files.export_api import blp as migration_export_api
+    from app.migration_files.export_views import bp as migration_export_bp
     from app.support.api import blp as support_api
     from app.support.views import bp as support_bp
     from app.transfers.api import blp as transfers_api
@@ -141,6 +143,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(admin_settings_bp)
     app.register_blueprint(transfers_bp)
     app.register_blueprint(support_bp)
+    app.register_blueprint(migration_export_bp)
     app.register_blueprint(uploads_bp)
     if app.config["DEV_MAILBOX"]:
         from app.dev import bp as dev_bp
@@ -156,6 +159,7 @@ def register_blueprints(app: Flask) -> None:
         transfers_api,
         claims_api,
         support_api,
+        migration_export_api,
     ):
         csrf.exempt(blp)
         api.register_blueprint(blp, url_prefix="/api/v1" + (blp.url_prefix or ""))

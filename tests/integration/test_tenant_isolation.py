@@ -82,6 +82,11 @@ EXPECTATIONS: dict[str, str] = {
     "claims_api.create_claim": "own",
     "claims_api.get_claim": "foreign",
     "claims_api.reconciliation": "foreign",
+    # Migration-file export: the page lists only the caller's connections (a foreign
+    # connection_id is a 404); a foreign administration id in the form is a 404.
+    "migration_export.choose": "own",
+    "migration_export.download": "own",
+    "migration_export_api.export": "foreign",
 }
 
 SECRET_NAME = "Geheime Administratie Noord"
