@@ -283,8 +283,17 @@ class _Problems:
         self.items: list[Problem] = []
         self.limit = limit
         self.dropped = 0
+        self.of_the_bag = 0
 
     def add(self, file: str, line: int | None, field: str | None, message: str, **params) -> None:
+        """A problem of the container or the bag: nothing may be imported."""
+        self.of_the_bag += 1
+        self.add_row(file, line, field, message, **params)
+
+    def add_row(
+        self, file: str, line: int | None, field: str | None, message: str, **params
+    ) -> None:
+        """A problem of a row (or a CSV's header): that row is left out."""
         if len(self.items) < self.limit:
             self.items.append(Problem(file, line, field, message, params))
         else:
@@ -636,7 +645,7 @@ class _Row:
 
     def problem(self, column: str | None, message: str, **params) -> None:
         self.bad = True
-        self.problems.add(self.file, self.line, column, message, **params)
+        self.problems.add_row(self.file, self.line, column, message, **params)
 
     def text(self, column: str, max_length: int, *, required: bool) -> str | None:
         value = self.values[column]
@@ -692,25 +701,27 @@ def _read_csv(
             try:
                 header = next(reader)
             except StopIteration:
-                problems.add(name, None, None, CSV_EMPTY)
+                problems.add_row(name, None, None, CSV_EMPTY)
                 return
             except csv.Error as error:
-                problems.add(name, 1, None, CSV_BROKEN, error=str(error))
+                problems.add_row(name, 1, None, CSV_BROKEN, error=str(error))
                 return
             line = reader.line_num
             header_ok = True
             for column in header:
                 if header.count(column) > 1:
-                    problems.add(
+                    problems.add_row(
                         name, 1, _short(column), CSV_REPEATED_COLUMN, column=_short(column)
                     )
                     header_ok = False
                 elif column not in columns:
-                    problems.add(name, 1, _short(column), CSV_UNKNOWN_COLUMN, column=_short(column))
+                    problems.add_row(
+                        name, 1, _short(column), CSV_UNKNOWN_COLUMN, column=_short(column)
+                    )
                     header_ok = False
             for column in columns:
                 if column not in header:
-                    problems.add(name, 1, column, CSV_MISSING_COLUMN, column=column)
+                    problems.add_row(name, 1, column, CSV_MISSING_COLUMN, column=column)
                     header_ok = False
             if not header_ok:
                 return
@@ -722,17 +733,17 @@ def _read_csv(
                 except StopIteration:
                     return
                 except csv.Error as error:
-                    problems.add(name, reader.line_num, None, CSV_BROKEN, error=str(error))
+                    problems.add_row(name, reader.line_num, None, CSV_BROKEN, error=str(error))
                     return
                 line = reader.line_num
                 if not values or values == [""]:
                     continue
                 count += 1
                 if count > limits.rows:
-                    problems.add(name, start, None, CSV_TOO_MANY_ROWS, max=limits.rows)
+                    problems.add_row(name, start, None, CSV_TOO_MANY_ROWS, max=limits.rows)
                     return
                 if len(values) != len(header):
-                    problems.add(
+                    problems.add_row(
                         name, start, None, CSV_FIELD_COUNT, found=len(values), expected=len(header)
                     )
                     continue
@@ -1064,7 +1075,7 @@ def _read_bag(
         name = path[len("data/") :]
         files[name] = FileEntry(name, digest, size, payload[path].filename)
 
-    if problems:
+    if problems.of_the_bag:
         raise _Refused  # the container or the bag is wrong: no rows at all
     package.bag_valid = True
     package.files = files
@@ -1082,7 +1093,7 @@ def _cross_check(
     for row in admin_rows:
         key = (row.package, row.code)
         if key in first_line:
-            problems.add(
+            problems.add_row(
                 fmt.ADMINISTRATIONS_CSV,
                 row.line,
                 "administration_code",
@@ -1096,15 +1107,17 @@ def _cross_check(
     for row in document_rows:
         bad = False
         if (row.package, row.administration_code) not in first_line:
-            problems.add(fmt.DOCUMENTS_CSV, row.line, "administration_code", UNKNOWN_ADMINISTRATION)
+            problems.add_row(
+                fmt.DOCUMENTS_CSV, row.line, "administration_code", UNKNOWN_ADMINISTRATION
+            )
             bad = True
         if row.file not in package.files:
-            problems.add(fmt.DOCUMENTS_CSV, row.line, "file", FILE_NOT_THERE, value=row.file)
+            problems.add_row(fmt.DOCUMENTS_CSV, row.line, "file", FILE_NOT_THERE, value=row.file)
             bad = True
         if not bad:
             documents.append(row)
     if package.scope is fmt.Scope.ADMINISTRATIONS and document_rows:
-        problems.add(fmt.DOCUMENTS_CSV, document_rows[0].line, None, SCOPE_HAS_NO_DOCUMENTS)
+        problems.add_row(fmt.DOCUMENTS_CSV, document_rows[0].line, None, SCOPE_HAS_NO_DOCUMENTS)
         documents = []
     package.administrations = administrations
     package.documents = documents
