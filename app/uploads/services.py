@@ -173,12 +173,18 @@ def complete(actor, token: str, *, old_offset: int, key: str, origin: str = "sys
     return upload
 
 
-def terminate(actor, token: str, *, origin: str = "system") -> Upload:
-    """The client ends the upload (tus termination): state terminated. The caller
-    removes the spool file after commit (``spool.remove``)."""
+def find_any(actor, token: str) -> Upload:
+    """The actor's upload in any state but terminated (an expired one too); else 404."""
     upload = db.session.scalars(scoped_select(Upload, actor).where(Upload.token == token)).first()
     if upload is None or upload.state is UploadState.TERMINATED:
         raise NotFoundError()
+    return upload
+
+
+def terminate(actor, token: str, *, origin: str = "system") -> Upload:
+    """The client ends the upload (tus termination): state terminated. The caller
+    removes the spool file after commit (``spool.remove``)."""
+    upload = find_any(actor, token)
     done = db.session.execute(
         update(Upload)
         .where(Upload.id == upload.id, Upload.state != UploadState.TERMINATED)

@@ -61,9 +61,14 @@ def _superusers_only():
         current_user.role, Permission.MIGRATE
     ):
         raise NotFoundError()
+    return None
+
+
+def _check_version() -> None:
+    """Tus-Resumable 1.0.0 on every request but OPTIONS; asked after the upload is found,
+    so another environment's token is a 404 whatever the request says."""
     if request.headers.get("Tus-Resumable") != TUS_VERSION:
         raise TusError(412, "Tus-Resumable 1.0.0 is required.")
-    return None
 
 
 @bp.after_request
@@ -122,6 +127,7 @@ def _upload_headers(upload: Upload) -> dict[str, str]:
 
 @bp.route("/", methods=["OPTIONS", "POST"])
 def create():
+    _check_version()
     if "Upload-Defer-Length" in request.headers:
         raise TusError(400, "Upload-Defer-Length is not supported.")
     if "Upload-Length" not in request.headers:
@@ -148,11 +154,14 @@ def upload(token: str):
         with unit_of_work():
             found = services.find(current_user, token)
             headers = _upload_headers(found)
+        _check_version()
         return _text(200, "", headers)
     if method == "PATCH":
         return _patch(token)
     if method == "DELETE":
         with unit_of_work():
+            services.find_any(current_user, token)
+            _check_version()
             services.terminate(current_user, token, origin=origin())
         spool.remove(token)
         return _text(204)
@@ -162,10 +171,12 @@ def upload(token: str):
 
 
 def _patch(token: str) -> Response:
+    with unit_of_work():
+        services.find(current_user, token)
+    _check_version()
     offset = _length_header("Upload-Offset")
     with unit_of_work():
-        found = services.writable(current_user, token, offset)
-        length = found.length
+        length = services.writable(current_user, token, offset).length
     if request.mimetype != OCTET_STREAM:
         raise TusError(415, f"Content-Type must be {OCTET_STREAM}.")
     try:
