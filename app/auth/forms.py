@@ -23,3 +23,17 @@ class ApiTokenForm(FlaskForm):
         validators=[DataRequired(), Length(max=100)],
         description=_l("For example the script or system that will use it."),
     )
+
+
+class PasswordForm(FlaskForm):
+    current_password = PasswordField(
+        _l("Current password"),
+        validators=[DataRequired()],
+        render_kw={"autocomplete": "current-password"},
+    )
+    new_password = PasswordField(
+        _l("New password"),
+        validators=[DataRequired()],
+        description=_l("At least 12 characters. Every other session of yours ends."),
+        render_kw={"autocomplete": "new-password"},
+    )

@@ -104,6 +104,51 @@ def end_sessions(actor: User, *, origin: str, everywhere: bool = False) -> None:
     )
 
 
+MIN_PASSWORD_LENGTH = 12
+MAX_PASSWORD_LENGTH = 200
+
+
+def change_password(actor: User, *, current: str, new: str, origin: str) -> None:
+    """Set a new password for ``actor``, who proves the current one. Every session of
+    theirs ends, on every device and worker (the caller starts a fresh one for this
+    browser); the owner is mailed, so a change they did not make does not go unseen."""
+    if not check_password_hash(actor.password_hash, current or ""):
+        raise ServiceError("current_password", N_("That is not your current password."))
+    if len(new) < MIN_PASSWORD_LENGTH:
+        raise ServiceError(
+            "new_password",
+            N_("Choose a password of at least %(n)d characters."),
+            n=MIN_PASSWORD_LENGTH,
+        )
+    if len(new) > MAX_PASSWORD_LENGTH:
+        raise ServiceError(
+            "new_password",
+            N_("Choose a password of at most %(n)d characters."),
+            n=MAX_PASSWORD_LENGTH,
+        )
+    if new == current:
+        raise ServiceError("new_password", N_("Choose a password other than your current one."))
+    actor.password_hash = hash_password(new)
+    _raise_session_version(actor)
+    audit.record(
+        "password_changed",
+        actor=actor,
+        object_type="user",
+        object_id=actor.id,
+        environment_id=actor.environment_id,
+        origin=origin,
+    )
+    queue_mail(
+        kind="password_changed",
+        to=actor.email,
+        subject=N_("The password of your Overdracht account has been changed"),
+        template="password_changed",
+        context={"name": actor.name},
+        environment_id=actor.environment_id,
+        ref=("user", actor.id),
+    )
+
+
 def account_throttled(email: str, *, until: datetime, origin: str) -> None:
     """Failed logins for ``email`` reached the account's limit: audit it, and tell the
     account's owner (if the address has an account) when logging in works again."""

@@ -11,7 +11,7 @@ from flask_login import current_user, login_required, login_user, logout_user
 
 from app.auth import services, throttle
 from app.auth.domain import SESSION_VERSION_KEY
-from app.auth.forms import ApiTokenForm, LanguageForm, LoginForm
+from app.auth.forms import ApiTokenForm, LanguageForm, LoginForm, PasswordForm
 from app.errors import ServiceError
 from app.web import origin, safe_next, unit_of_work
 
@@ -112,6 +112,36 @@ def end_sessions():
     _end_session()
     flash(_("You have been logged out on every device."), "info")
     return redirect(url_for("auth.login"))
+
+
+@bp.route("/account/password", methods=["GET", "POST"])
+@login_required
+def change_password():
+    """A new password; every session of this user ends, this browser gets a new one."""
+    form = PasswordForm()
+    if form.validate_on_submit():
+        user = current_user._get_current_object()
+        try:
+            with unit_of_work():
+                services.change_password(
+                    user,
+                    current=form.current_password.data,
+                    new=form.new_password.data,
+                    origin=origin(),
+                )
+        except ServiceError as error:
+            if not error.for_the_form:
+                raise
+            getattr(form, error.field).errors.append(error.translated())
+        else:
+            _start_session(user)
+            flash(
+                _("Your password has been changed. You are logged out on every other device."),
+                "success",
+            )
+            return redirect(url_for("auth.account"))
+    status = 422 if form.errors else 200
+    return render_template("auth/password.html", form=form), status
 
 
 @bp.post("/language")
