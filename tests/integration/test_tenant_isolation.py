@@ -7,16 +7,20 @@ not declared here fails ``test_every_route_declares_its_tenant_expectation``.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from sqlalchemy import select
 
 from app.admin_settings.models import AuthorizationStep, Document, Workflow
 from app.auth.models import ApiToken, User
+from app.db import utcnow
 from app.extensions import db
 from app.transfers.claims import Decision, submit_claim
 from app.transfers.copying import copy_waiting
 from app.transfers.models import Transfer
 from app.transfers.offers import create_offer
+from app.uploads.models import Upload, UploadState
 
 # What a superuser of another environment gets from each endpoint:
 #   "foreign" — the path names a Noord object: 404 for every method;
@@ -82,6 +86,8 @@ EXPECTATIONS: dict[str, str] = {
     "claims_api.create_claim": "own",
     "claims_api.get_claim": "foreign",
     "claims_api.reconciliation": "foreign",
+    "uploads.create": "own",
+    "uploads.upload": "foreign",
     # Migration-file export: the page lists only the caller's connections (a foreign
     # connection_id is a 404); a foreign administration id in the form is a 404.
     "migration_export.choose": "own",
@@ -147,12 +153,25 @@ def noord(office, build, api_client):
     token = db.session.scalars(
         select(ApiToken).where(ApiToken.user_id == office.superuser.id)
     ).one()
+    upload = Upload(
+        environment_id=office.environment.id,
+        user_id=office.superuser.id,
+        token="noord-upload-token-" + "x" * 24,
+        filename=SECRET_FILE,
+        length=100,
+        offset=10,
+        state=UploadState.UPLOADING,
+        expires_at=utcnow() + timedelta(hours=1),
+    )
+    db.session.add(upload)
+    db.session.commit()
     ids = {
         "administration_id": administration.id,
         "document_id": document.id,
         "workflow_id": workflow.id,
         "step_id": step.id,
         "token_id": token.id,
+        "token": upload.token,
         "transfer_id": transfer.id,
         "claim_id": claim.id,
         "fmt": "csv",
@@ -187,6 +206,12 @@ def snapshot(environment_id: int) -> dict:
             (t.id, t.state.value)
             for t in db.session.scalars(
                 select(Transfer).where(Transfer.source_environment_id == environment_id)
+            )
+        ),
+        "uploads": sorted(
+            (u.id, u.state.value, u.offset)
+            for u in db.session.scalars(
+                select(Upload).where(Upload.environment_id == environment_id)
             )
         ),
         "tokens": sorted(
