@@ -36,6 +36,7 @@ import stat
 import struct
 import zipfile
 import zlib
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -51,6 +52,7 @@ from app.migration_files import format as fmt
 
 CHUNK = 1024 * 1024  # bytes per read
 TAG_FILE_MAX = 1024 * 1024  # bagit.txt and bag-info.txt are a few lines
+CSV_LINE_MAX = 64 * 1024  # characters per physical CSV line (a row is a few hundred)
 SUPPORTED_COMPRESSION = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
 MAX_BOOKED_YEAR = 2100
 MIN_BOOKED_YEAR = 1900
@@ -132,6 +134,7 @@ CSV_MISSING_COLUMN = N_("The column “%(column)s” is missing.")
 CSV_UNKNOWN_COLUMN = N_("The column “%(column)s” is unknown.")
 CSV_REPEATED_COLUMN = N_("The column “%(column)s” occurs more than once.")
 CSV_FIELD_COUNT = N_("This row has %(found)d fields; the header has %(expected)d.")
+CSV_LINE_TOO_LONG = N_("This line is longer than %(max)d characters.")
 CSV_TOO_MANY_ROWS = N_("The file has more than %(max)d rows.")
 BAD_CHARACTERS = N_("This contains characters that are not allowed (or is not UTF-8).")
 REQUIRED = N_("This field is required.")
@@ -672,6 +675,22 @@ class _Row:
             return None
 
 
+class _LineTooLong(Exception):
+    pass
+
+
+def _bounded_lines(text: IO[str]) -> Iterator[str]:
+    """The CSV's physical lines, each at most CSV_LINE_MAX characters: a row of millions
+    of empty fields never becomes a list of millions of strings."""
+    while True:
+        line = text.readline(CSV_LINE_MAX + 1)
+        if not line:
+            return
+        if len(line) > CSV_LINE_MAX:
+            raise _LineTooLong
+        yield line
+
+
 def _short(value: str, length: int = 60) -> str:
     return value if len(value) <= length else value[: length - 1] + "…"
 
@@ -696,7 +715,7 @@ def _read_csv(
                 errors="surrogateescape",
                 newline="",
             )
-            reader = csv.reader(text, delimiter=fmt.CSV_DELIMITER, strict=True)
+            reader = csv.reader(_bounded_lines(text), delimiter=fmt.CSV_DELIMITER, strict=True)
             line = 0
             try:
                 header = next(reader)
@@ -706,10 +725,14 @@ def _read_csv(
             except csv.Error as error:
                 problems.add_row(name, 1, None, CSV_BROKEN, error=str(error))
                 return
+            except _LineTooLong:
+                problems.add_row(name, 1, None, CSV_LINE_TOO_LONG, max=CSV_LINE_MAX)
+                return
             line = reader.line_num
             header_ok = True
-            for column in header:
-                if header.count(column) > 1:
+            counts = Counter(header)
+            for column in counts:
+                if counts[column] > 1:
                     problems.add_row(
                         name, 1, _short(column), CSV_REPEATED_COLUMN, column=_short(column)
                     )
@@ -735,6 +758,11 @@ def _read_csv(
                 except csv.Error as error:
                     problems.add_row(name, reader.line_num, None, CSV_BROKEN, error=str(error))
                     return
+                except _LineTooLong:
+                    problems.add_row(
+                        name, reader.line_num + 1, None, CSV_LINE_TOO_LONG, max=CSV_LINE_MAX
+                    )
+                    return
                 line = reader.line_num
                 if not values or values == [""]:
                     continue
@@ -757,7 +785,7 @@ def _read_csv(
 
 def _administration(row: _Row, limits: Limits) -> AdministrationRow | None:
     package = row.choice("package", AccountingPackage, NOT_A_PACKAGE, required=True)
-    code = row.text("administration_code", CODE_MAX, required=True)
+    code = _code(row)
     name = row.text("name", NAME_MAX, required=True)
     email = row.text("contact_email", EMAIL_MAX, required=True)
     if email is not None:
@@ -783,7 +811,7 @@ def _collect(into: list, rows: Iterator[_Row], make, limits: Limits) -> None:
 
 def _document(row: _Row, limits: Limits) -> DocumentRow | None:
     package = row.choice("package", AccountingPackage, NOT_A_PACKAGE, required=True)
-    code = row.text("administration_code", CODE_MAX, required=True)
+    code = _code(row)
     file = row.text("file", FILENAME_MAX, required=True)
     sha256 = None
     if file is not None:
@@ -835,6 +863,18 @@ def _document(row: _Row, limits: Limits) -> DocumentRow | None:
         decided_by=decided_by,
         decided_at=decided_at,
     )
+
+
+def _code(row: _Row) -> str | None:
+    """The administration code, without surrounding spaces (a spreadsheet adds them)."""
+    value = row.text("administration_code", CODE_MAX + 40, required=True)
+    if value is None:
+        return None
+    value = value.strip()
+    if len(value) > CODE_MAX:
+        row.problem("administration_code", TOO_LONG, max=CODE_MAX, value=_short(value))
+        return None
+    return value
 
 
 def _amount(row: _Row) -> Decimal | None:

@@ -414,9 +414,9 @@ def test_a_missing_manifest_is_refused():
 # --- the rows ---------------------------------------------------------------------------------
 
 
-def row_problems(bag: Bag) -> list[tuple]:
+def row_problems(bag: Bag, limits: Limits = LIMITS) -> list[tuple]:
     """Problems of rows: the bag itself is fine, so the valid rows remain."""
-    package = read(bag.build())
+    package = read(bag.build(), limits)
     assert package.bag_valid
     assert not package.ok
     return found(package)
@@ -592,3 +592,89 @@ def test_a_timezone_other_than_utc_is_kept():
     bag.documents[0]["decided_at"] = "2024-03-20T10:15:00-05:00"
     package = read(bag.build())
     assert package.documents[0].decided_at.tzinfo == timezone(timedelta(hours=-5))
+
+
+def test_administration_codes_are_read_without_surrounding_spaces():
+    bag = valid_bag()
+    bag.administrations[0]["administration_code"] = " 1001 "
+    package = read(bag.build())
+    assert package.ok, found(package)
+    assert package.administrations[0].code == "1001"
+
+
+def test_a_csv_that_breaks_the_quoting_rules_is_a_problem_of_its_line():
+    bag = valid_bag()
+    documents_csv = bag.payload()[fmt.DOCUMENTS_CSV] + b'exact_online;"10"01;x\r\n'
+    bag.extra_payload[fmt.DOCUMENTS_CSV] = documents_csv
+    assert row_problems(bag) == [(fmt.DOCUMENTS_CSV, 5, None, reader.CSV_BROKEN)]
+
+
+def test_a_line_of_millions_of_fields_is_refused_without_reading_it_into_a_row():
+    bag = valid_bag()
+    documents_csv = bag.payload()[fmt.DOCUMENTS_CSV] + b";" * (2 * reader.CSV_LINE_MAX) + b"\r\n"
+    bag.extra_payload[fmt.DOCUMENTS_CSV] = documents_csv
+    # (Such a line packs very well: the ratio check alone would refuse it by default.)
+    limits = Limits(max_ratio=100_000, email_test_environment=True)
+    assert row_problems(bag, limits) == [(fmt.DOCUMENTS_CSV, 5, None, reader.CSV_LINE_TOO_LONG)]
+
+
+def test_a_malformed_manifest_line_is_refused():
+    bag = valid_bag()
+    entries = bag.entries()
+    entries[fmt.MANIFEST] = b"not-a-hash  data/documents.csv\n" + entries[fmt.MANIFEST]
+    package = refused(build_zip({bag.root + p: d for p, d in entries.items()}))
+    assert (fmt.MANIFEST, 1, None, reader.MANIFEST_LINE) in found(package)
+
+
+def test_a_repeated_required_label_is_refused():
+    bag = valid_bag()
+    entries = bag.entries()
+    entries[fmt.BAG_INFO] += b"Overdracht-Scope: documents\n"
+    entries.pop(fmt.TAGMANIFEST)
+    package = refused(build_zip({bag.root + p: d for p, d in entries.items()}))
+    assert found(package) == [(fmt.BAG_INFO, 7, fmt.INFO_SCOPE, reader.INFO_REPEATED)]
+
+
+def test_a_fetch_file_is_refused():
+    bag = valid_bag()
+    entries = {bag.root + p: d for p, d in bag.entries().items()}
+    entries[bag.root + "fetch.txt"] = b"https://example.org/x 10 data/files/x.pdf\n"
+    package = refused(build_zip(entries))
+    assert ("fetch.txt", None, None, reader.FETCH_NOT_SUPPORTED) in found(package)
+
+
+def test_reading_streams_a_large_file_in_small_reads():
+    """A 24 MiB document file is hashed without ever being held in memory whole."""
+    import os
+    import tracemalloc
+
+    bag = valid_bag()
+    big = os.urandom(24 * 1024 * 1024)
+    bag.add_document(big, filename="groot.pdf")
+    fileobj = io.BytesIO(bag.build())
+    del big
+    tracemalloc.start()
+    try:
+        package = read_package(fileobj, LIMITS)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert package.ok, found(package)
+    assert package.files[package.documents[-1].file].size == 24 * 1024 * 1024
+    assert peak < 8 * 1024 * 1024
+
+
+def test_no_damaged_byte_makes_the_reader_raise_or_change_the_rows():
+    """Every byte of a valid package flipped in turn (in steps): the reader answers with
+    problems or, when the byte did not matter (a timestamp), with the very same rows."""
+    data = valid_bag().build()
+    original = read(data)
+    for position in range(0, len(data), 7):
+        damaged = bytearray(data)
+        damaged[position] ^= 0xFF
+        package = read(bytes(damaged))
+        if package.ok:
+            assert package.documents == original.documents, position
+            assert package.administrations == original.administrations, position
+        else:
+            assert package.problems, position
