@@ -434,3 +434,35 @@ def test_without_the_csrf_header_post_patch_and_delete_are_400(tus):
     assert len(db.session.scalars(select(Upload)).all()) == 1
     row = _row(url)
     assert (row.state, row.offset) == (UploadState.UPLOADING, 0)
+
+
+# --------------------------------------------------------------------------- the page's markup
+
+
+def test_the_upload_form_macro_renders_the_markup_upload_js_expects(app, office, login):
+    from flask import render_template_string
+    from flask_login import login_user
+
+    template = (
+        '{% from "uploads/_upload_form.html" import upload_form %}'
+        '{% call upload_form("/wizard/upload") %}<input name="import_type" value="combined">'
+        "{% endcall %}"
+    )
+    with app.test_request_context("/"):
+        login_user(office.superuser)
+        html = render_template_string(template)
+    assert 'action="/wizard/upload"' in html
+    assert 'data-endpoint="/uploads/"' in html
+    assert "data-tus-upload" in html and "data-tus-file" in html
+    assert 'name="upload_token"' in html and "data-tus-token" in html
+    assert 'name="csrf_token"' in html and 'data-csrf="' in html
+    assert 'name="import_type"' in html
+    assert "{done} van {total}" in html  # Dutch by default
+    assert "vendor/tus-js-client-4.3.1/tus.min.js" in html and "js/upload.js" in html
+    assert "style=" not in html
+    assert "<script>" not in html  # no inline script under the strict CSP
+
+    for path in ("/static/vendor/tus-js-client-4.3.1/tus.min.js", "/static/js/upload.js"):
+        response = app.test_client().get(path)
+        assert response.status_code == 200
+        response.close()
