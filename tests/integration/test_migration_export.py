@@ -382,3 +382,24 @@ def test_a_large_file_streams_through_in_pieces(office, build, login, tmp_path):
     parts = _check_bag(_unpack(response.data, tmp_path), [document])
     (top,) = list(tmp_path.iterdir())
     assert (top / fmt.FILES_DIR / parts["files"][0]).read_bytes() == big
+
+
+def test_the_importers_reader_accepts_an_exported_file(office, exported, api_client):
+    from app.migration_files.reader import Limits, read_package
+
+    administration, documents = exported
+    http, headers = api_client(office.superuser)
+    response = http.get(f"/api/v1/administrations/{administration.id}/export", headers=headers)
+
+    package = read_package(io.BytesIO(response.data), Limits(email_test_environment=True))
+
+    assert package.problems == []
+    assert package.ok
+    assert package.scope is fmt.Scope.COMBINED
+    assert package.source_organization == "Kantoor Noord"
+    assert [(a.code, a.name) for a in package.administrations] == [("KORF", "Bakkerij De Korf")]
+    rows = {d.filename: d for d in package.documents}
+    assert rows["factuur-januari.pdf"].amount == Decimal("121.00")
+    assert rows["factuur-januari.pdf"].decided_at == datetime(2024, 3, 5, 9, 30, tzinfo=UTC)
+    assert rows["bon.png"].status.value == "pending"
+    assert len(package.files) == 3
