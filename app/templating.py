@@ -57,6 +57,9 @@ _LABELS = (
     (BlockerKind.ACTIVE_WORKFLOWS, _l("Active workflows")),
     (BlockerKind.UNDECIDED_DOCUMENTS, _l("Documents still to be decided")),
 )
+# A locked document (imported already decided) is shown as "gemigreerd" whatever its status.
+MIGRATED_DOCUMENT = _l("Migrated")
+
 # Keyed by (kind, value); a bare string is looked up in ``_STRING_ORDER``.
 LABELS = {(type(member), member.value): text for member, text in _LABELS}
 _STRING_ORDER = (TransferState, ItemState, AdministrationState, DocumentStatus, Role, Plan)
@@ -80,6 +83,13 @@ def _translated(key: tuple, locale) -> str:
     """LABELS[key] in ``locale`` (the current one), translated once per process: a page
     of 50 rows asks for a handful of words 100 times over."""
     return str(LABELS[key])
+
+
+def document_status(document) -> str:
+    """The status word people see for a document: "gemigreerd" while it is locked."""
+    if getattr(document, "locked", False):
+        return str(MIGRATED_DOCUMENT)
+    return label(document.status)
 
 
 def item_state_labels() -> dict[ItemState, str]:
@@ -126,6 +136,7 @@ def _formatted_datetime(d, fmt: str, locale, timezone) -> str:
 def register(app: Flask) -> None:
     app.jinja_env.globals["get_locale"] = get_locale
     app.jinja_env.filters["label"] = label
+    app.jinja_env.filters["document_status"] = document_status
     app.jinja_env.filters["filesize"] = filesize
     app.jinja_env.filters["label_package"] = label_package
     app.jinja_env.filters["date"] = lambda d, fmt="medium": format_date(d, fmt) if d else ""

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from flask_smorest import Blueprint
 
-from app.admin_settings import services
+from app.admin_settings import locks, services
 from app.admin_settings.models import DocumentStatus
 from app.admin_settings.schemas import (
     AdministrationSchema,
     DocumentPageSchema,
     DocumentQuerySchema,
+    UnlockResultSchema,
+    UnlockSchema,
 )
 from app.auth.api import api_user, authenticate_bearer
+from app.web import unit_of_work
 
 blp = Blueprint(
     "administrations_api",
@@ -43,5 +46,26 @@ def list_documents(query: dict, administration_id: int):
     """One page of the administration's documents, optionally of one status."""
     status = DocumentStatus(query["status"]) if query.get("status") else None
     return services.list_documents(
-        api_user(), administration_id, status=status, page=query["page"], per_page=query["per_page"]
+        api_user(),
+        administration_id,
+        status=status,
+        locked=query.get("locked"),
+        page=query["page"],
+        per_page=query["per_page"],
     )
+
+
+@blp.route("/<int:administration_id>/documents/unlock", methods=["POST"])
+@blp.arguments(UnlockSchema)
+@blp.response(200, UnlockResultSchema)
+def unlock_documents(data: dict, administration_id: int):
+    """Unlock migrated documents (superusers only), after which they can be decided.
+
+    Ids already unlocked change nothing; any id that is not a document of this
+    administration is a 404 for the whole request, and nothing is unlocked then.
+    """
+    with unit_of_work():
+        unlocked = locks.unlock_documents(
+            api_user(), administration_id, data["document_ids"], origin="api"
+        )
+    return {"unlocked": unlocked}

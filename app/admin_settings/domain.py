@@ -32,10 +32,31 @@ class AdministrationFacts:
     rejected_documents: int = 0
     active_workflows: int = 0
     authorizer_steps: int = 0
+    # Of the counts by status above, the locked ("gemigreerd") ones: a locked document
+    # keeps the status it was imported with, so a locked approved or rejected one is
+    # decided for the checklist.
+    locked_pending_documents: int = 0
+    locked_approved_documents: int = 0
+    locked_rejected_documents: int = 0
 
     @property
     def total_documents(self) -> int:
         return self.pending_documents + self.approved_documents + self.rejected_documents
+
+    @property
+    def locked_documents(self) -> int:
+        return (
+            self.locked_pending_documents
+            + self.locked_approved_documents
+            + self.locked_rejected_documents
+        )
+
+    def shown(self, status: DocumentStatus) -> int:
+        """How many documents people see with this status: the unlocked ones (a locked
+        document is shown as "gemigreerd" instead)."""
+        return getattr(self, f"{status.value}_documents") - getattr(
+            self, f"locked_{status.value}_documents"
+        )
 
 
 def blockers(facts: AdministrationFacts) -> list[Blocker]:

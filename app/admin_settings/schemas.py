@@ -1,4 +1,4 @@
-from marshmallow import Schema, fields, validate
+from marshmallow import EXCLUDE, Schema, fields, validate
 
 from app.admin_settings.domain import BlockerKind
 from app.admin_settings.models import (
@@ -7,7 +7,7 @@ from app.admin_settings.models import (
     DocumentStatus,
     Package,
 )
-from app.schemas import DecimalString, Page, Text, page_schema
+from app.schemas import MAX_LIST_ITEMS, BoundedList, DecimalString, Id, Page, Text, page_schema
 
 
 class BlockerSchema(Schema):
@@ -20,6 +20,10 @@ class DocumentCountsSchema(Schema):
     pending = fields.Integer(attribute="pending_documents")
     approved = fields.Integer(attribute="approved_documents")
     rejected = fields.Integer(attribute="rejected_documents")
+    locked = fields.Integer(
+        attribute="locked_documents",
+        metadata={"description": "Of the above, how many are locked (migrated)"},
+    )
 
 
 class AdministrationSchema(Schema):
@@ -54,6 +58,12 @@ class DocumentSchema(Schema):
     currency = Text()
     invoice_date = fields.Date(allow_none=True)
     status = fields.Enum(DocumentStatus, by_value=True)
+    locked = fields.Boolean(
+        metadata={
+            "description": "Migrated (imported already decided): readable, not changeable "
+            "until a superuser unlocks it; status is the one it was imported with"
+        }
+    )
     booked_year = fields.Integer(allow_none=True)
     booked_period = fields.Integer(allow_none=True)
     uploaded_by = Text(attribute="uploaded_by_name", allow_none=True)
@@ -64,8 +74,26 @@ class DocumentSchema(Schema):
 
 class DocumentQuerySchema(Schema):
     status = Text(validate=validate.OneOf([s.value for s in DocumentStatus]))
+    locked = fields.Boolean(metadata={"description": "Only locked (true) or unlocked (false)"})
     page = Page()
     per_page = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
+
+
+class UnlockSchema(Schema):
+    """``POST /api/v1/administrations/{id}/documents/unlock``. Other fields are ignored, so
+    another environment's administration is a 404 whatever else the body holds."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    document_ids = BoundedList(Id(), required=True, min_items=1, max_items=MAX_LIST_ITEMS)
+
+
+class UnlockResultSchema(Schema):
+    unlocked = fields.Integer(
+        required=True,
+        metadata={"description": "How many were locked and are now unlocked"},
+    )
 
 
 DocumentPageSchema = page_schema(DocumentSchema, "DocumentPage")

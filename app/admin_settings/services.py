@@ -26,6 +26,7 @@ from app.admin_settings.domain import (
     safe_filename,
     sniff_content_type,
 )
+from app.admin_settings.locks import refuse_locked
 from app.admin_settings.models import (
     Administration,
     AdministrationState,
@@ -82,12 +83,15 @@ def facts_for(administration_ids: Iterable[int]) -> dict[int, AdministrationFact
         return {}
     counts: dict[int, dict[str, int]] = {i: {} for i in ids}
     status_rows = db.session.execute(
-        select(Document.administration_id, Document.status, func.count())
+        select(Document.administration_id, Document.status, Document.locked, func.count())
         .where(Document.administration_id.in_(ids))
-        .group_by(Document.administration_id, Document.status)
+        .group_by(Document.administration_id, Document.status, Document.locked)
     )
-    for admin_id, status, n in status_rows:
-        counts[admin_id][f"{status.value}_documents"] = n
+    for admin_id, status, locked, n in status_rows:
+        key = f"{status.value}_documents"
+        counts[admin_id][key] = counts[admin_id].get(key, 0) + n
+        if locked:
+            counts[admin_id][f"locked_{key}"] = n
     workflow_rows = db.session.execute(
         select(Workflow.administration_id, func.count())
         .where(Workflow.administration_id.in_(ids), Workflow.active.is_(True))
@@ -137,10 +141,12 @@ def list_documents(
     administration_id: int,
     *,
     status: DocumentStatus | None = None,
+    locked: bool | None = None,
     page: int = 1,
     per_page: int | None = None,
 ) -> Page[Document]:
-    """One page of an administration's documents, newest invoice first."""
+    """One page of an administration's documents, newest invoice first; ``status`` and
+    ``locked`` narrow it down when given."""
     require(actor, Permission.VIEW_ADMINISTRATIONS)
     administration = get_scoped_or_404(Administration, administration_id, actor)
     per_page = per_page or current_app.config["DOCUMENTS_PER_PAGE"]
@@ -148,6 +154,8 @@ def list_documents(
     stmt = scoped_select(Document, actor).where(Document.administration_id == administration.id)
     if status is not None:
         stmt = stmt.where(Document.status == status)
+    if locked is not None:
+        stmt = stmt.where(Document.locked.is_(locked))
     total = db.session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
     documents = list(
         db.session.scalars(
@@ -173,7 +181,10 @@ def decide_documents(
 ) -> int:
     """Approve or reject documents of one administration; returns how many changed.
 
-    Deciding a document again with the same outcome changes nothing.
+    Deciding a document again with the same outcome changes nothing. A batch that holds
+    a locked ("gemigreerd") document changes nothing at all and names the locked ones
+    (``locks.DocumentLocked``): all or nothing, like a batch with a foreign id, so no
+    one is left guessing which of the chosen documents were decided.
     """
     require(actor, Permission.DECIDE_DOCUMENTS)
     administration = get_scoped_or_404(Administration, administration_id, actor)
@@ -185,6 +196,7 @@ def decide_documents(
     except ValueError:
         raise ServiceError("action", N_("Choose approve or reject.")) from None
     documents = scoped_ids(Document, document_ids, actor, administration_id=administration.id)
+    refuse_locked(documents)
     now = utcnow()
     changed = [d for d in documents if d.status is not status]
     for document in changed:

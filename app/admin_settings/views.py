@@ -8,14 +8,14 @@ from flask_babel import ngettext
 from flask_login import current_user, login_required
 from wtforms import SelectChoice
 
-from app.admin_settings import services
+from app.admin_settings import locks, services
 from app.admin_settings.forms import ConnectionForm, UploadForm, UserForm
 from app.admin_settings.models import DocumentKind, DocumentStatus, Package
 from app.auth.models import Role
 from app.converters import as_id, page_arg
 from app.errors import NotFoundError, ServiceError
 from app.storage import blob_store
-from app.templating import label
+from app.templating import MIGRATED_DOCUMENT, label
 from app.web import origin, unit_of_work
 
 bp = Blueprint("admin_settings", __name__, url_prefix="/settings")
@@ -32,11 +32,19 @@ def _require_login():
 @bp.get("/administrations")
 def administrations():
     groups = services.list_administrations(current_user)
-    return render_template("admin_settings/administrations.html", groups=groups)
+    statuses = {s.value: s for s in DocumentStatus}
+    return render_template("admin_settings/administrations.html", groups=groups, statuses=statuses)
 
 
-def _status_filter() -> DocumentStatus | None:
+# The status filter's value for locked documents, shown as "gemigreerd": the other
+# tabs (to be decided, approved, rejected) show only unlocked documents of that status.
+MIGRATED_FILTER = "migrated"
+
+
+def _status_filter() -> DocumentStatus | str | None:
     value = request.args.get("status", "")
+    if value == MIGRATED_FILTER:
+        return MIGRATED_FILTER
     try:
         return DocumentStatus(value) if value else None
     except ValueError:
@@ -56,15 +64,26 @@ def _upload_form() -> UploadForm:
 def _render_administration(administration_id: int, upload_form: UploadForm, status_code: int = 200):
     row = services.get_administration(current_user, administration_id)
     status = _status_filter()
-    page = services.list_documents(current_user, administration_id, status=status, page=_page())
+    if status == MIGRATED_FILTER:
+        page = services.list_documents(current_user, administration_id, locked=True, page=_page())
+    else:
+        page = services.list_documents(
+            current_user,
+            administration_id,
+            status=status,
+            locked=False if status else None,
+            page=_page(),
+        )
+    filters = [(s.value, label(s), row.facts.shown(s)) for s in DocumentStatus]
+    filters.append((MIGRATED_FILTER, str(MIGRATED_DOCUMENT), row.facts.locked_documents))
     return (
         render_template(
             "admin_settings/administration.html",
             row=row,
             administration=row.administration,
             documents=page,
-            status=status,
-            statuses=list(DocumentStatus),
+            status=status.value if isinstance(status, DocumentStatus) else status,
+            filters=filters,
             upload_form=upload_form,
         ),
         status_code,
@@ -89,18 +108,24 @@ def _back(administration_id: int):
     )
 
 
-@bp.post("/administrations/<int:administration_id>/documents/decide")
-def decide_documents(administration_id: int):
-    # A row's own button names its document in the query string; the toolbar
-    # buttons act on the ticked checkboxes.
+def _chosen_document_ids() -> list[int]:
+    """A row's own button names its document in the query string (``one``); the toolbar
+    buttons act on the ticked checkboxes. An id no document can have is a 404."""
     one = request.args.get("one")
-    action = request.args.get("action") if one else request.form.get("action", "")
     try:
         document_ids = [int(v) for v in ([one] if one else request.form.getlist("document_ids"))]
     except ValueError:
         raise NotFoundError() from None
     if any(as_id(v) is None for v in document_ids):
         raise NotFoundError()
+    return document_ids
+
+
+@bp.post("/administrations/<int:administration_id>/documents/decide")
+def decide_documents(administration_id: int):
+    one = request.args.get("one")
+    action = request.args.get("action") if one else request.form.get("action", "")
+    document_ids = _chosen_document_ids()
     try:
         with unit_of_work():
             changed = services.decide_documents(
@@ -116,6 +141,26 @@ def decide_documents(administration_id: int):
     else:
         message = ngettext("%(num)d document rejected.", "%(num)d documents rejected.", changed)
     flash(message, "success")
+    return _back(administration_id)
+
+
+@bp.post("/administrations/<int:administration_id>/documents/unlock")
+def unlock_documents(administration_id: int):
+    document_ids = _chosen_document_ids()
+    try:
+        with unit_of_work():
+            unlocked = locks.unlock_documents(
+                current_user, administration_id, document_ids, origin=origin()
+            )
+    except ServiceError as error:
+        if not error.for_the_form:
+            raise
+        flash(error.translated(), "error")
+        return _back(administration_id)
+    flash(
+        ngettext("%(num)d document unlocked.", "%(num)d documents unlocked.", unlocked),
+        "success",
+    )
     return _back(administration_id)
 
 

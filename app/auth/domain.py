@@ -16,6 +16,7 @@ class Permission(enum.StrEnum):
     DECIDE_DOCUMENTS = "decide_documents"
     MANAGE_SETTINGS = "manage_settings"  # workflows, authorization flows, users, connections
     MIGRATE = "migrate"  # offer, withdraw and claim administrations
+    UNLOCK_DOCUMENTS = "unlock_documents"  # migrated ("gemigreerd") documents
     SUPPORT_CONSOLE = "support_console"
 
 
@@ -29,6 +30,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.DECIDE_DOCUMENTS,
             Permission.MANAGE_SETTINGS,
             Permission.MIGRATE,
+            Permission.UNLOCK_DOCUMENTS,
         }
     ),
     Role.USER: frozenset(_TENANT_READ | {Permission.UPLOAD_DOCUMENTS}),

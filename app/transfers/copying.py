@@ -60,6 +60,8 @@ KEPT_COLUMNS = (
     "decided_by_name",
     "decided_at",
     "created_at",
+    # A migrated ("gemigreerd") document stays locked in the receiving office.
+    "locked",
 )
 
 

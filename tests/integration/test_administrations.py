@@ -117,6 +117,7 @@ def test_the_list_shows_each_administrations_counts_and_blockers(login, build, o
         "pending": 2,
         "approved": 3,
         "rejected": 1,
+        "locked": 0,
         "active_workflows": 1,
         "authorizer_steps": 1,
     }
@@ -125,6 +126,7 @@ def test_the_list_shows_each_administrations_counts_and_blockers(login, build, o
         "pending": 0,
         "approved": 1,
         "rejected": 0,
+        "locked": 0,
         "active_workflows": 0,
         "authorizer_steps": 0,
     }

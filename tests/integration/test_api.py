@@ -188,7 +188,13 @@ def test_the_list_gives_counts_and_blockers_per_administration(
     assert item["connection_id"] == office.connection.id
     assert item["accounting_system"] == "exact_online"
     assert item["inbound_email"] == busy.inbound_email
-    assert item["documents"] == {"total": 4, "pending": 2, "approved": 1, "rejected": 1}
+    assert item["documents"] == {
+        "total": 4,
+        "pending": 2,
+        "approved": 1,
+        "rejected": 1,
+        "locked": 0,
+    }
     assert item["active_workflows"] == 1
     assert item["authorizers_in_flows"] == 1
     assert item["blockers"] == [
@@ -197,7 +203,13 @@ def test_the_list_gives_counts_and_blockers_per_administration(
         {"kind": "undecided_documents", "count": 2},
     ]
     assert items[clean.id]["blockers"] == []
-    assert items[clean.id]["documents"] == {"total": 1, "pending": 0, "approved": 1, "rejected": 0}
+    assert items[clean.id]["documents"] == {
+        "total": 1,
+        "pending": 0,
+        "approved": 1,
+        "rejected": 0,
+        "locked": 0,
+    }
 
 
 def test_one_administration_can_be_fetched(api_client, build, office):

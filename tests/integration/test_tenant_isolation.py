@@ -36,10 +36,12 @@ EXPECTATIONS: dict[str, str] = {
     "auth.end_sessions": "own",
     "auth.language": "own",
     "auth.account": "own",
+    "auth.change_password": "own",
     "auth.revoke_token": "foreign",
     "admin_settings.administrations": "own",
     "admin_settings.administration": "foreign",
     "admin_settings.decide_documents": "foreign",
+    "admin_settings.unlock_documents": "foreign",
     "admin_settings.upload_document": "foreign",
     "admin_settings.document_file": "foreign",
     "admin_settings.deactivate_workflow": "foreign",
@@ -63,6 +65,7 @@ EXPECTATIONS: dict[str, str] = {
     "administrations_api.list_administrations": "own",
     "administrations_api.get_administration": "foreign",
     "administrations_api.list_documents": "foreign",
+    "administrations_api.unlock_documents": "foreign",
     "preflight_api.preflight": "foreign",
     "transfers.overview": "own",
     "transfers.actions": "own",
@@ -112,6 +115,7 @@ def noord(office, build, api_client):
     """A Noord environment with one of every tenant object, and ids to aim at."""
     administration = build.administration(office.connection, name=SECRET_NAME)
     document = build.document(administration, filename=SECRET_FILE)
+    locked = build.document(administration, "approved", locked=True)
     workflow = build.workflow(administration)
     step = build.authorization_step(administration, office.authorizer)
     api_client(office.superuser)  # gives Noord's superuser a token to aim at
@@ -168,6 +172,7 @@ def noord(office, build, api_client):
     ids = {
         "administration_id": administration.id,
         "document_id": document.id,
+        "locked_document_id": locked.id,
         "workflow_id": workflow.id,
         "step_id": step.id,
         "token_id": token.id,
@@ -185,7 +190,7 @@ def snapshot(environment_id: int) -> dict:
     """Everything a walk could change in one environment."""
     return {
         "documents": sorted(
-            (d.id, d.status.value, d.decided_by_id)
+            (d.id, d.status.value, d.decided_by_id, d.locked)
             for d in db.session.scalars(
                 select(Document).where(Document.environment_id == environment_id)
             )
@@ -240,6 +245,7 @@ def _walk(app, page_client, api_headers, api_http, ids: dict, own_ids: dict):
     foreign_body = {
         **foreign_query,
         "administration_ids": [ids["administration_id"]],
+        "document_ids": [ids["document_id"], ids["locked_document_id"]],
         "recipient_emails": ["someone@elsewhere.example"],
         "checklist_confirmed": True,
         "accept_terms": True,

@@ -285,6 +285,7 @@ def _seed(build, office, blob_store):
         literal("Beslisser"),
         func.now(),
         func.now(),
+        literal(False),  # locked
     ).select_from(series)
     db.session.execute(
         insert(table).from_select(
