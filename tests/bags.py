@@ -139,10 +139,13 @@ class Bag:
             ).encode()
         return {**tags, **payload}
 
-    def build(self) -> bytes:
+    def build(self, *, streamed: bool = False) -> bytes:
+        """The zip's bytes; ``streamed``: written as a streaming writer does, to a sink
+        that cannot seek (each entry's sizes in a data descriptor after its data)."""
         return build_zip(
             {self.root + path: data for path, data in self.entries().items()},
             compression=self.compression,
+            streamed=streamed,
         )
 
     def extract_to(self, folder: Path) -> Path:
@@ -194,19 +197,34 @@ def valid_bag() -> Bag:
 def build_zip(
     entries: dict[str, bytes | zipfile.ZipInfo | tuple[zipfile.ZipInfo, bytes]],
     compression: int = zipfile.ZIP_DEFLATED,
+    streamed: bool = False,
 ) -> bytes:
     """A zip of ``entries`` (name → bytes, or a ZipInfo with its bytes for special
-    entries); duplicates are written as given."""
+    entries)."""
     buffer = io.BytesIO()
+    sink = _Unseekable(buffer) if streamed else buffer
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "Duplicate name" is what some tests want
-        with zipfile.ZipFile(buffer, "w", compression=compression) as zf:
+        with zipfile.ZipFile(sink, "w", compression=compression) as zf:
             for name, value in entries.items():
                 if isinstance(value, tuple):
                     zf.writestr(value[0], value[1])
                 else:
                     zf.writestr(name, value)
     return buffer.getvalue()
+
+
+class _Unseekable(io.RawIOBase):
+    """A write-only sink without seek or tell, like a response being streamed."""
+
+    def __init__(self, buffer: io.BytesIO) -> None:
+        self.buffer = buffer
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        return self.buffer.write(data)
 
 
 def zip_of(items: list[tuple[zipfile.ZipInfo | str, bytes]]) -> bytes:

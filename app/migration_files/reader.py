@@ -67,6 +67,7 @@ CONTENT_TYPE_MAX = 100
 PERSON_MAX = 200
 
 _BAD_TEXT = re.compile("[\x00\ud800-\udfff]")  # NUL, lone surrogates, undecodable bytes
+_CONTROL = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")  # in entry names
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 _FILE_NAME = re.compile(r"^files/([0-9a-f]{64})(\.[A-Za-z0-9]{1,16})?$")
@@ -339,7 +340,7 @@ def _declared_entry_count(fp: IO[bytes]) -> int | None:
 def _bad_name(name: str) -> bool:
     if not name or "\\" in name or name.startswith("/") or _DRIVE.match(name):
         return True
-    if _BAD_TEXT.search(name) or any(ord(c) < 0x20 for c in name):
+    if _CONTROL.search(name):
         return True
     parts = name.rstrip("/").split("/")
     return any(part in ("", ".", "..") for part in parts)

@@ -678,3 +678,18 @@ def test_no_damaged_byte_makes_the_reader_raise_or_change_the_rows():
             assert package.administrations == original.administrations, position
         else:
             assert package.problems, position
+
+
+def test_a_zip_written_as_a_stream_with_data_descriptors_is_read():
+    bag = valid_bag()
+    data = bag.build(streamed=True)
+    assert central_record(data, bag.root + fmt.BAGIT)["flag_bits"] & 0x08  # descriptors
+    package = read(data)
+    assert package.ok, found(package)
+    assert len(package.documents) == 3
+    # And the overlap check still holds there.
+    name = bag.root + fmt.BAGIT
+    crafted = patch_central(
+        data, name, compress_size=central_record(data, name)["compress_size"] + 40
+    )
+    assert (name, None, None, reader.OVERLAP) in found(refused(crafted))
