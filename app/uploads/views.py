@@ -47,7 +47,8 @@ def _text(status: int, message: str = "", headers: dict | None = None) -> Respon
 def _allow_large_chunks(endpoint, values):
     # Before the application's own input checks read the body's stream: a chunk may be
     # larger than MAX_CONTENT_LENGTH (form uploads); it is bounded by the upload's length.
-    if request.method in ("PATCH", "POST"):
+    override = request.headers.get("X-HTTP-Method-Override", "").upper()
+    if request.method == "PATCH" or (request.method == "POST" and override == "PATCH"):
         request.max_content_length = services.max_bytes()
 
 
