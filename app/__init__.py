@@ -131,6 +131,7 @@ def register_blueprints(app: Flask) -> None:
     from app.extensions import api, csrf
     from app.migration_files.export_api import blp as migration_export_api
     from app.migration_files.export_views import bp as migration_export_bp
+    from app.migration_files.import_views import bp as imports_bp
     from app.support.api import blp as support_api
     from app.support.views import bp as support_bp
     from app.transfers.api import blp as transfers_api
@@ -143,8 +144,9 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(admin_settings_bp)
     app.register_blueprint(transfers_bp)
     app.register_blueprint(support_bp)
-    app.register_blueprint(migration_export_bp)
     app.register_blueprint(uploads_bp)
+    app.register_blueprint(migration_export_bp)
+    app.register_blueprint(imports_bp)
     if app.config["DEV_MAILBOX"]:
         from app.dev import bp as dev_bp
 

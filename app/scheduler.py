@@ -36,6 +36,7 @@ def run_in_app(app: Flask, job: Callable[[], int], name: str) -> Callable[[], No
 
 def jobs() -> list[tuple[str, Callable[[], int], str]]:
     """(name, function, interval setting) of every scheduled job."""
+    from app.migration_files.processing import process_imports
     from app.outbox import relay_outbox
     from app.transfers.jobs import copy_claimed, remind_expiring, sweep_expired
     from app.uploads.jobs import expire_due as expire_uploads
@@ -43,6 +44,7 @@ def jobs() -> list[tuple[str, Callable[[], int], str]]:
     return [
         ("copy_claimed", copy_claimed, "SCHEDULER_COPY_SECONDS"),
         ("relay_outbox", relay_outbox, "SCHEDULER_RELAY_SECONDS"),
+        ("process_imports", process_imports, "SCHEDULER_IMPORT_SECONDS"),
         ("sweep_expired", sweep_expired, "SCHEDULER_SWEEP_SECONDS"),
         ("remind_expiring", remind_expiring, "SCHEDULER_SWEEP_SECONDS"),
         ("expire_uploads", expire_uploads, "SCHEDULER_SWEEP_SECONDS"),

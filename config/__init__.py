@@ -136,6 +136,14 @@ class Config:
     MAX_PAGE = 10_000
     # Migration files (imports): entries in the zip, declared uncompressed bytes in total,
     # and each entry's uncompressed/compressed ratio (entries under 64 KiB exempt).
+    # Queued imports are processed after office hours (Europe/Amsterdam), or "always".
+    IMPORT_WINDOW = os.environ.get("IMPORT_WINDOW", "18:00-07:00")
+    IMPORT_TIMEZONE = os.environ.get("IMPORT_TIMEZONE", "Europe/Amsterdam")
+    IMPORT_LEASE_SECONDS = _env_int("IMPORT_LEASE_SECONDS", 120)
+    IMPORT_HEARTBEAT_SECONDS = _env_int("IMPORT_HEARTBEAT_SECONDS", 20)
+    IMPORT_MAX_ATTEMPTS = 5  # then the import is failed and waits for a retry
+    IMPORT_DOCUMENT_CHUNK = 1000  # document rows inserted per statement
+    SCHEDULER_IMPORT_SECONDS = _env_int("SCHEDULER_IMPORT_SECONDS", 10)
     IMPORT_MAX_ENTRIES = _env_int("IMPORT_MAX_ENTRIES", 200_000)
     IMPORT_MAX_BYTES = _env_int("IMPORT_MAX_BYTES", 50 * 1024**3)
     IMPORT_MAX_RATIO = _env_int("IMPORT_MAX_RATIO", 100)
@@ -177,6 +185,7 @@ class DevelopmentConfig(Config):
     )
     DEMO_PASSWORD = "demo"
     DEV_MAILBOX = True
+    IMPORT_WINDOW = os.environ.get("IMPORT_WINDOW", "always")  # the demo imports at once
 
     @classmethod
     def finalize(cls, config: dict) -> None:
@@ -190,6 +199,7 @@ class TestingConfig(Config):
     PASSWORD_HASH_METHOD = "pbkdf2:sha256:1000"  # fast hashes keep the suite quick
     DEMO_PASSWORD = "demo"
     RATELIMIT_ENABLED = False
+    IMPORT_WINDOW = "always"
     MAIL_RELAY_AFTER_REQUEST = False  # tests relay explicitly
     MAIL_SERVER = None
     MAIL_TIMEOUT = 2

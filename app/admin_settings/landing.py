@@ -47,6 +47,7 @@ class Origin:
     source_administration_id: int | None = None
     transfer_id: int | None = None
     transfer_item_id: int | None = None
+    import_item_id: int | None = None
 
 
 def check_receiver(
@@ -121,6 +122,7 @@ def land_administration(
             administration_id=administration.id,
             origin=origin.kind,
             transfer_item_id=origin.transfer_item_id,
+            import_item_id=origin.import_item_id,
             transfer_id=origin.transfer_id,
             source_environment_id=origin.source_environment_id,
             source_environment_name=origin.source_environment_name,

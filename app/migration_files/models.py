@@ -96,9 +96,7 @@ class ImportItem(TenantMixin, db.Model):
     provenance row is unique per item)."""
 
     __tablename__ = "import_items"
-    __table_args__ = (
-        UniqueConstraint("import_id", "package", "administration_code"),
-    )
+    __table_args__ = (UniqueConstraint("import_id", "package", "administration_code"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     import_id: Mapped[int] = mapped_column(ForeignKey("imports.id", ondelete="CASCADE"), index=True)
@@ -113,6 +111,8 @@ class ImportItem(TenantMixin, db.Model):
     )
     documents_total: Mapped[int] = mapped_column(Integer, default=0)
     documents_imported: Mapped[int] = mapped_column(Integer, default=0)
+    # This administration's rows of the result CSV (a blob), written as it lands.
+    result_key: Mapped[str | None] = mapped_column(String(64))
     last_error: Mapped[str | None] = mapped_column(String(500))
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 

@@ -40,6 +40,7 @@ __all__ = [
     "fan_out",
     "init_storage",
     "make_store",
+    "open_seekable",
 ]
 
 
@@ -86,3 +87,25 @@ def init_storage(app: Flask) -> None:
 def blob_store() -> BlobStore:
     """The application's blob store."""
     return current_app.extensions["blob_store"]
+
+
+def open_seekable(key: str):
+    """A seekable binary file of the blob ``key`` (``zipfile`` needs seek): the blob
+    file itself in a local store; from an object store, a temporary file the blob is
+    copied into in chunks (deleted when closed). The caller closes it."""
+    import tempfile
+
+    stream = blob_store().open(key)
+    seekable = getattr(stream, "seekable", None)
+    if callable(seekable) and seekable():
+        return stream
+    copy = tempfile.TemporaryFile()  # noqa: SIM115 - handed to the caller
+    try:
+        with stream:
+            while chunk := stream.read(CHUNK):
+                copy.write(chunk)
+        copy.seek(0)
+    except BaseException:
+        copy.close()
+        raise
+    return copy

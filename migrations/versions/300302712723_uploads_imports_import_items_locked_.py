@@ -91,6 +91,7 @@ def upgrade():
     sa.Column('target_administration_id', sa.Integer(), nullable=True),
     sa.Column('documents_total', sa.Integer(), nullable=False),
     sa.Column('documents_imported', sa.Integer(), nullable=False),
+    sa.Column('result_key', sa.String(length=64), nullable=True),
     sa.Column('last_error', sa.String(length=500), nullable=True),
     sa.Column('finished_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('environment_id', sa.Integer(), nullable=False),

@@ -66,6 +66,7 @@ EXPECTATIONS: dict[str, str] = {
     "administrations_api.get_administration": "foreign",
     "administrations_api.list_documents": "foreign",
     "administrations_api.unlock_documents": "foreign",
+    "administrations_api.decide_documents": "foreign",
     "preflight_api.preflight": "foreign",
     "transfers.overview": "own",
     "transfers.actions": "own",
@@ -91,6 +92,7 @@ EXPECTATIONS: dict[str, str] = {
     "claims_api.reconciliation": "foreign",
     "uploads.create": "own",
     "uploads.upload": "foreign",
+    "imports.detail": "foreign",
     # Migration-file export: the page lists only the caller's connections (a foreign
     # connection_id is a 404); a foreign administration id in the form is a 404.
     "migration_export.choose": "own",
@@ -246,6 +248,7 @@ def _walk(app, page_client, api_headers, api_http, ids: dict, own_ids: dict):
         **foreign_query,
         "administration_ids": [ids["administration_id"]],
         "document_ids": [ids["document_id"], ids["locked_document_id"]],
+        "action": "approve",
         "recipient_emails": ["someone@elsewhere.example"],
         "checklist_confirmed": True,
         "accept_terms": True,
