@@ -8,6 +8,8 @@ from app.admin_settings import locks, services
 from app.admin_settings.models import DocumentStatus
 from app.admin_settings.schemas import (
     AdministrationSchema,
+    DecideResultSchema,
+    DecideSchema,
     DocumentPageSchema,
     DocumentQuerySchema,
     UnlockResultSchema,
@@ -53,6 +55,22 @@ def list_documents(query: dict, administration_id: int):
         page=query["page"],
         per_page=query["per_page"],
     )
+
+
+@blp.route("/<int:administration_id>/documents/decide", methods=["POST"])
+@blp.arguments(DecideSchema)
+@blp.response(200, DecideResultSchema)
+def decide_documents(data: dict, administration_id: int):
+    """Approve or reject documents (superusers and authorizers), as the page's buttons do.
+
+    All or nothing: any id that is not a document of this administration is a 404, and a
+    locked (migrated) document among them a 422 naming it; nothing is decided then.
+    """
+    with unit_of_work():
+        changed = services.decide_documents(
+            api_user(), administration_id, data["document_ids"], data["action"], origin="api"
+        )
+    return {"changed": changed}
 
 
 @blp.route("/<int:administration_id>/documents/unlock", methods=["POST"])

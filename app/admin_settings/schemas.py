@@ -89,6 +89,23 @@ class UnlockSchema(Schema):
     document_ids = BoundedList(Id(), required=True, min_items=1, max_items=MAX_LIST_ITEMS)
 
 
+class DecideSchema(Schema):
+    """``POST /api/v1/administrations/{id}/documents/decide``. Other fields are ignored."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    document_ids = BoundedList(Id(), required=True, min_items=1, max_items=MAX_LIST_ITEMS)
+    action = Text(required=True, validate=validate.OneOf(["approve", "reject"]))
+
+
+class DecideResultSchema(Schema):
+    changed = fields.Integer(
+        required=True,
+        metadata={"description": "How many documents got this decision (others had it already)"},
+    )
+
+
 class UnlockResultSchema(Schema):
     unlocked = fields.Integer(
         required=True,

@@ -373,6 +373,66 @@ def test_unlocking_many_through_the_api(office, migrated, api_client):
     assert len(unlock_events(administration)) == 1
 
 
+def api_decide_url(administration) -> str:
+    return f"/api/v1/administrations/{administration.id}/documents/decide"
+
+
+@pytest.mark.parametrize("action", ["approve", "reject"])
+def test_a_locked_document_cannot_be_decided_through_the_api(office, migrated, api_client, action):
+    administration, approved, rejected, own = migrated
+    http, headers = api_client(office.authorizer)
+    response = http.post(
+        api_decide_url(administration),
+        json={"document_ids": [own.id, approved.id, rejected.id], "action": action},
+        headers=headers,
+    )
+    assert response.status_code == 422
+    [message] = response.get_json()["errors"]["document_ids"]
+    assert "gemigreerd-goed.pdf" in message
+    assert "gemigreerd-af.pdf" in message
+    assert state(own, approved, rejected) == [
+        ("pending", False),
+        ("approved", True),
+        ("rejected", True),
+    ]
+
+
+def test_after_unlocking_through_the_api_it_can_be_decided_there(office, migrated, api_client):
+    administration, approved, _rejected, own = migrated
+    http, headers = api_client(office.superuser)
+    http.post(api_unlock_url(administration), json={"document_ids": [approved.id]}, headers=headers)
+    response = http.post(
+        api_decide_url(administration),
+        json={"document_ids": [approved.id, own.id], "action": "reject"},
+        headers=headers,
+    )
+    assert response.status_code == 200
+    assert response.get_json() == {"changed": 2}
+    assert state(approved, own) == [("rejected", False), ("rejected", False)]
+
+
+def test_deciding_through_the_api_follows_the_roles_and_the_tenant(
+    build, office, other_office, migrated, api_client
+):
+    administration, _approved, _rejected, own = migrated
+    http, headers = api_client(office.user)
+    body = {"document_ids": [own.id], "action": "approve"}
+    assert http.post(api_decide_url(administration), json=body, headers=headers).status_code == 403
+    http, headers = api_client(other_office.superuser)
+    assert http.post(api_decide_url(administration), json=body, headers=headers).status_code == 404
+    theirs = build.administration(other_office.connection)
+    assert http.post(api_decide_url(theirs), json=body, headers=headers).status_code == 404
+    http, headers = api_client(office.superuser)
+    response = http.post(
+        api_decide_url(administration),
+        json={"document_ids": [own.id], "action": "keep"},
+        headers=headers,
+    )
+    assert response.status_code == 422
+    assert "action" in response.get_json()["errors"]
+    assert state(own) == [("pending", False)]
+
+
 @pytest.mark.parametrize(
     "body",
     [
@@ -412,8 +472,9 @@ def test_more_than_the_limit_on_the_page_is_refused(login, office, migrated, app
 
 def test_the_openapi_document_declares_unlock_and_locked(client):
     spec = client.get("/api/v1/openapi.json").get_json()
-    operation = spec["paths"]["/api/v1/administrations/{administration_id}/documents/unlock"]
-    assert "post" in operation
+    paths = spec["paths"]
+    assert "post" in paths["/api/v1/administrations/{administration_id}/documents/unlock"]
+    assert "post" in paths["/api/v1/administrations/{administration_id}/documents/decide"]
     schemas = spec["components"]["schemas"]
     ids = schemas["Unlock"]["properties"]["document_ids"]
     assert ids["minItems"] == 1
