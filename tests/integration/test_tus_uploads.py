@@ -11,7 +11,7 @@ from datetime import timedelta
 from email.utils import parsedate_to_datetime
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from app.db import utcnow
 from app.errors import NotFoundError
@@ -110,6 +110,24 @@ def test_options_tells_the_protocol_without_a_login(client):
     assert response.headers["Tus-Checksum-Algorithm"] == "sha256"
     assert "Set-Cookie" not in response.headers
     assert response.get_data() == b""
+
+
+def test_options_of_a_logged_in_user_asks_the_database_nothing(tus):
+    url = tus.new(10)
+    statements = []
+
+    def note(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", note)
+    try:
+        for path in ("/uploads/", url):
+            response = tus.client.options(path)
+            assert response.status_code == 204
+            assert response.headers["Tus-Version"] == "1.0.0"
+    finally:
+        event.remove(db.engine, "before_cursor_execute", note)
+    assert statements == []
 
 
 # --------------------------------------------------------------------------- creation and HEAD
