@@ -173,10 +173,9 @@ def upload(token: str):
 
 def _patch(token: str) -> Response:
     with unit_of_work():
-        services.find(current_user, token)
-    _check_version()
-    offset = _length_header("Upload-Offset")
-    with unit_of_work():
+        services.find(current_user, token)  # another environment's token: 404 first
+        _check_version()
+        offset = _length_header("Upload-Offset")
         length = services.writable(current_user, token, offset).length
     if request.mimetype != OCTET_STREAM:
         raise TusError(415, f"Content-Type must be {OCTET_STREAM}.")
