@@ -16,6 +16,9 @@ from app.admin_settings.models import AuthorizationStep, Document, Workflow
 from app.auth.models import ApiToken, User
 from app.db import utcnow
 from app.extensions import db
+from app.migration_files import imports
+from app.migration_files.models import Import
+from app.storage import blob_store
 from app.transfers.claims import Decision, submit_claim
 from app.transfers.copying import copy_waiting
 from app.transfers.models import Transfer
@@ -171,6 +174,18 @@ def noord(office, build, api_client):
     )
     db.session.add(upload)
     db.session.commit()
+    # A Noord import (refused: the file is no zip) to aim at.
+    noord_import = imports.create_import(
+        office.superuser,
+        blob_key=blob_store().put_bytes(b"geen zip" * 10),
+        size=80,
+        file_name=SECRET_FILE,
+        import_type="combined",
+        default_status="pending",
+        origin="tests",
+    )
+    imports.dry_run(noord_import)
+    db.session.commit()
     ids = {
         "administration_id": administration.id,
         "document_id": document.id,
@@ -184,6 +199,7 @@ def noord(office, build, api_client):
         "fmt": "csv",
         "items": ",".join(str(i.id) for i in _t.items),
         "connection_id": office.connection.id,
+        "import_id": noord_import.id,
     }
     return office, ids
 
@@ -219,6 +235,12 @@ def snapshot(environment_id: int) -> dict:
             (u.id, u.state.value, u.offset)
             for u in db.session.scalars(
                 select(Upload).where(Upload.environment_id == environment_id)
+            )
+        ),
+        "imports": sorted(
+            (i.id, i.state.value)
+            for i in db.session.scalars(
+                select(Import).where(Import.environment_id == environment_id)
             )
         ),
         "tokens": sorted(
