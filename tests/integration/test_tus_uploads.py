@@ -484,3 +484,21 @@ def test_the_upload_form_macro_renders_the_markup_upload_js_expects(app, office,
         response = app.test_client().get(path)
         assert response.status_code == 200
         response.close()
+
+
+def test_a_spool_file_linked_into_the_blob_store_is_never_written_through(tus, app):
+    # A completion linked the spool file into the local blob store, but its row was not
+    # committed (the database went away): the next chunk must not change that blob.
+    url = tus.new(6)
+    assert tus.patch(url, b"abc", 0).status_code == 204
+    token = _row(url).token
+    with app.test_request_context():
+        linked = spool.to_blob(token)
+    assert linked == hashlib.sha256(b"abc").hexdigest()
+
+    assert tus.patch(url, b"def", 3).status_code == 204
+    store = app.extensions["blob_store"]
+    with store.open(linked) as blob:
+        assert blob.read() == b"abc"
+    with store.open(_row(url).blob_key) as blob:
+        assert blob.read() == b"abcdef"
