@@ -70,14 +70,7 @@ def unlock_documents(
             "administration",
             N_("This administration has moved to another office and is read-only."),
         )
-    if not document_ids:
-        raise ServiceError("document_ids", N_("Choose at least one document."))
-    limit = current_app.config["MAX_LIST_ITEMS"]
-    if len(document_ids) > limit:
-        raise ServiceError(
-            "document_ids", N_("Choose at most %(max)d documents at once."), max=limit
-        )
-    documents = scoped_ids(Document, document_ids, actor, administration_id=administration.id)
+    documents = chosen_documents(actor, administration, document_ids)
     unlocked = sorted((d for d in documents if d.locked), key=lambda d: d.id)
     for document in unlocked:
         document.locked = False
@@ -93,3 +86,18 @@ def unlock_documents(
         )
     db.session.flush()
     return len(unlocked)
+
+
+def chosen_documents(
+    actor: User, administration: Administration, document_ids: list[int]
+) -> list[Document]:
+    """The documents a batch action names: at least one, at most ``MAX_LIST_ITEMS``, all of
+    this administration in the actor's environment (else ``NotFoundError``)."""
+    if not document_ids:
+        raise ServiceError("document_ids", N_("Choose at least one document."))
+    limit = current_app.config["MAX_LIST_ITEMS"]
+    if len(document_ids) > limit:
+        raise ServiceError(
+            "document_ids", N_("Choose at most %(max)d documents at once."), max=limit
+        )
+    return scoped_ids(Document, document_ids, actor, administration_id=administration.id)

@@ -26,7 +26,7 @@ from app.admin_settings.domain import (
     safe_filename,
     sniff_content_type,
 )
-from app.admin_settings.locks import refuse_locked
+from app.admin_settings.locks import chosen_documents, refuse_locked
 from app.admin_settings.models import (
     Administration,
     AdministrationState,
@@ -46,7 +46,7 @@ from app.db import utcnow
 from app.errors import N_, NotAllowed, NotFoundError, ServiceError
 from app.extensions import db
 from app.paging import Page
-from app.scoping import get_scoped_or_404, scoped_ids, scoped_select
+from app.scoping import get_scoped_or_404, scoped_select
 from app.storage import StorageUnavailable, blob_store
 
 log = logging.getLogger(__name__)
@@ -189,13 +189,11 @@ def decide_documents(
     require(actor, Permission.DECIDE_DOCUMENTS)
     administration = get_scoped_or_404(Administration, administration_id, actor)
     _require_writable(administration)
-    if not document_ids:
-        raise ServiceError("document_ids", N_("Choose at least one document."))
     try:
         status = decision_status(action)
     except ValueError:
         raise ServiceError("action", N_("Choose approve or reject.")) from None
-    documents = scoped_ids(Document, document_ids, actor, administration_id=administration.id)
+    documents = chosen_documents(actor, administration, document_ids)
     refuse_locked(documents)
     now = utcnow()
     changed = [d for d in documents if d.status is not status]

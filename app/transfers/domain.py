@@ -186,13 +186,6 @@ def can_withdraw(
     )
 
 
-def is_claimable(
-    state: TransferState, expires_at: datetime, now: datetime, *, claimed: bool
-) -> bool:
-    """Whether a code for this offer may still be redeemed."""
-    return not claimed and effective_state(state, expires_at, now) is TransferState.OFFERED
-
-
 # --- placing an administration in the receiving environment ---------------------------------
 
 

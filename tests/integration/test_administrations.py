@@ -250,6 +250,26 @@ def test_deciding_without_choosing_a_document_gives_an_error_and_changes_nothing
     ).all()
 
 
+def test_more_documents_than_the_limit_at_once_is_an_error_and_changes_nothing(
+    app, login, build, office
+):
+    administration = build.administration(office.connection)
+    document = build.document(administration)
+    limit = app.config["MAX_LIST_ITEMS"]
+    client = in_english(login(office.superuser), page_of(administration))
+
+    response = client.post_form(
+        decide_url(administration),
+        {"action": "approve", "document_ids": [document.id] * (limit + 1)},
+        follow_redirects=True,
+    )
+
+    html = response.get_data(as_text=True)
+    assert flash_categories(html) == ["error"]
+    assert f"Choose at most {limit} documents at once." in html
+    assert statuses(document) == ["pending"]
+
+
 def test_an_unknown_decision_gives_an_error_and_changes_nothing(login, build, office):
     administration = build.administration(office.connection)
     document = build.document(administration)

@@ -13,7 +13,6 @@ from app.transfers.domain import (
     archive_years,
     effective_item_state,
     effective_state,
-    is_claimable,
     placements,
 )
 from app.transfers.models import ItemState, TransferState
@@ -85,31 +84,6 @@ def test_a_clash_compares_the_whole_code_not_a_part_of_it():
 
 
 # --- claimability once the claim has started -------------------------------------------------
-
-
-def test_an_unclaimed_offer_is_claimable_until_the_instant_before_it_expires():
-    assert is_claimable(TransferState.OFFERED, EXPIRES, EXPIRES - TINY, claimed=False)
-
-
-def test_an_unclaimed_offer_is_not_claimable_from_the_instant_it_expires():
-    assert not is_claimable(TransferState.OFFERED, EXPIRES, EXPIRES, claimed=False)
-
-
-def test_a_claimed_offer_can_never_be_claimed_again_even_before_expiry():
-    assert not is_claimable(TransferState.OFFERED, EXPIRES, ISSUED, claimed=True)
-
-
-@pytest.mark.parametrize(
-    "state",
-    [
-        TransferState.COMPLETED,
-        TransferState.WITHDRAWN,
-        TransferState.EXPIRED,
-        TransferState.REVOKED,
-    ],
-)
-def test_an_ended_offer_is_not_claimable_even_long_before_its_expiry(state):
-    assert not is_claimable(state, EXPIRES, ISSUED, claimed=False)
 
 
 def test_a_claimed_offer_does_not_expire_when_its_expiry_time_passes():
