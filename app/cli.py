@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from contextlib import contextmanager
 
 import click
@@ -39,12 +40,18 @@ def users_token(email: str, name: str) -> None:
 @click.command("demo")
 @click.option("--reset", is_flag=True, help="Delete all data first and seed again.")
 def demo_command(reset: bool) -> None:
-    """Seed the demo offices, users, administrations and documents (idempotent)."""
-    from app.demo import seed_demo
+    """Seed the demo offices, users, administrations and documents (idempotent), and
+    write the desktop office's migration file for Zuid to import (instance/)."""
+    from app.demo import demo_migration_file_path, seed_demo, write_demo_migration_file
 
     with unit_of_work():
         result = seed_demo(reset=reset, echo=click.echo)
+    path = demo_migration_file_path()
+    documents = write_demo_migration_file(path)
     click.echo(result)
+    click.echo(
+        f"\nMigratiebestand om te importeren: {os.path.relpath(path)} ({documents} documents)"
+    )
 
 
 @click.command("scheduler")

@@ -45,12 +45,22 @@ the copy of 1007 failed on a lost database connection. Support sees both in the 
 view, can revoke the first and retry the second. They go through the real services, so
 their mails are in the outbox (``/dev/mail``) and their steps in the audit trail.
 
+Migration file: ``flask demo`` also writes ``instance/migratiebestand-kantoor-oost.zip``
+(``write_demo_migration_file``), a file from a fictional desktop office, "Kantoor Oost,
+desktoparchief": three Exact Online administrations (4001-4003) with 36 one-page PDFs,
+some decided (they arrive locked), some without a status. Zuid can import it; West, on
+the standard plan, is told it cannot.
+
 ``seed_demo`` commits the offices before it makes the transfers (the claim service
 starts write transactions of its own); the caller commits the rest.
 """
 
 from __future__ import annotations
 
+import csv
+import hashlib
+import io
+import os
 import random
 import secrets
 import time
@@ -80,6 +90,8 @@ from app.auth.models import Role, User
 from app.auth.services import create_user
 from app.db import utcnow
 from app.extensions import db
+from app.migration_files import format as fmt
+from app.migration_files.bag import PayloadEntry, write_bag
 from app.storage import blob_store
 
 SEED = 20240601
@@ -910,3 +922,172 @@ def demo_pdf(
     page.rule(left, 80, right, 0.5)
     page.text(left, 66, "Demobestand van Overdracht - geen echte factuur.", 8)
     return build_pdf(page, f"{heading.title()} {number} {counterparty}")
+
+
+# --------------------------------------------------------------------------- migration file
+
+MIGRATION_FILE_NAME = "migratiebestand-kantoor-oost.zip"
+MIGRATION_SOURCE = "Kantoor Oost, desktoparchief"
+
+
+@dataclass(frozen=True)
+class DesktopAdministration:
+    """An administration in the fictional desktop office's file: ``decided`` of its
+    ``documents`` carry approved or rejected (they arrive locked), the rest no status."""
+
+    code: str
+    name: str
+    mail_domain: str
+    documents: int
+    decided: int
+    suppliers: tuple[str, ...]
+
+
+# Exact Online, which Zuid (premium) and West (standard) both have a connection for; codes
+# that neither uses, so Zuid imports all three without a conflict to choose.
+DESKTOP_ADMINISTRATIONS: tuple[DesktopAdministration, ...] = (
+    DesktopAdministration(
+        "4001",
+        "Fietsenmaker De Spaak",
+        "despaak.example",
+        14,
+        14,
+        ("Accell Nederland", "Gazelle Dealerservice"),
+    ),
+    DesktopAdministration(
+        "4002",
+        "Bouwbedrijf Oosterhof B.V.",
+        "oosterhof-bouw.example",
+        12,
+        7,
+        ("Bouwmaat", "Stiho", "Boels Verhuur"),
+    ),
+    DesktopAdministration(
+        "4003",
+        "Fysiotherapie Oost",
+        "fysio-oost.example",
+        10,
+        0,
+        ("Medireva", "Praktijkinrichting Oost"),
+    ),
+)
+
+
+def demo_migration_file_path() -> str:
+    """Where ``flask demo`` writes the desktop office's file: ``DEMO_MIGRATION_FILE`` or
+    ``instance/migratiebestand-kantoor-oost.zip``."""
+    configured = current_app.config.get("DEMO_MIGRATION_FILE")
+    return configured or os.path.join(current_app.instance_path, MIGRATION_FILE_NAME)
+
+
+def write_demo_migration_file(path: str) -> int:
+    """Write the desktop office's migration file to ``path`` (replacing it) with the
+    export's bag writer; returns how many documents it holds. Same bytes' content every
+    run: the seed is fixed (only the zip's timestamps differ)."""
+    files: list[tuple[str, bytes]] = []  # (path below data/, PDF), in document order
+    rows: list[tuple] = []
+    rng = random.Random(SEED + 1)
+    kinds = [kind for kind, _ in _KIND_WEIGHTS]
+    weights = [weight for _, weight in _KIND_WEIGHTS]
+    package = Package.EXACT_ONLINE.value
+    for spec in DESKTOP_ADMINISTRATIONS:
+        for index in range(spec.documents):
+            invoice_date = date(2024, 1, 8) + timedelta(days=index * 19 + rng.randint(0, 9))
+            kind = rng.choices(kinds, weights)[0]
+            prefix = _FILENAME_PREFIX[kind]
+            number = f"{invoice_date.year}-{index + 1:05d}"
+            counterparty = (
+                rng.choice(CUSTOMERS)
+                if kind is DocumentKind.SALES_INVOICE
+                else rng.choice(spec.suppliers + COMMON_SUPPLIERS[:6])
+            )
+            amount = _amount(rng, kind)
+            subject = rng.choice(OTHER_SUBJECTS) if kind is DocumentKind.OTHER else ""
+            pdf = demo_pdf(
+                kind=kind,
+                number=number,
+                invoice_date=invoice_date,
+                amount=amount,
+                counterparty=counterparty,
+                client=spec.name,
+                client_email=f"administratie@{spec.mail_domain}",
+                reference=f"OOST-{spec.code}-{index + 1:05d}",
+                subject=subject,
+            )
+            sha256 = hashlib.sha256(pdf).hexdigest()
+            file = f"files/{sha256}.pdf"
+            files.append((file, pdf))
+            decided = index < spec.decided
+            status = ""
+            decided_by = decided_at = booked_year = booked_period = ""
+            if decided:
+                status = "rejected" if rng.random() < 0.1 else "approved"
+                booked_year, booked_period = invoice_date.year, invoice_date.month
+                decided_by = "H. Oostendorp"
+                decided_at = _moment(invoice_date + timedelta(days=3), rng).isoformat()
+            rows.append(
+                (
+                    package,
+                    spec.code,
+                    file,
+                    f"{prefix}-{number}.pdf",
+                    "application/pdf",
+                    kind.value,
+                    counterparty,
+                    f"{amount:.2f}".replace(".", ","),
+                    "EUR",
+                    invoice_date.isoformat(),
+                    status,
+                    booked_year,
+                    booked_period,
+                    "Kantoor Oost",
+                    decided_by,
+                    decided_at,
+                )
+            )
+
+    def csv_bytes(columns: tuple[str, ...], lines: Sequence[tuple]) -> list[bytes]:
+        out = io.StringIO()
+        writer = csv.writer(out, delimiter=fmt.CSV_DELIMITER, lineterminator="\r\n")
+        writer.writerow(columns)
+        writer.writerows(lines)
+        return [out.getvalue().encode(fmt.CSV_ENCODING)]
+
+    administrations = [
+        (package, a.code, a.name, f"administratie@{a.mail_domain}") for a in DESKTOP_ADMINISTRATIONS
+    ]
+    payload = [
+        PayloadEntry(
+            fmt.ADMINISTRATIONS_CSV.removeprefix("data/"),
+            lambda: csv_bytes(fmt.ADMINISTRATION_COLUMNS, administrations),
+            compress=True,
+        ),
+        *(
+            PayloadEntry(
+                file,
+                lambda pdf=pdf: [pdf],
+                sha256=file.removeprefix("files/").removesuffix(".pdf"),
+                size=len(pdf),
+            )
+            for file, pdf in files
+        ),
+        PayloadEntry(
+            fmt.DOCUMENTS_CSV.removeprefix("data/"),
+            lambda: csv_bytes(fmt.DOCUMENT_COLUMNS, rows),
+            compress=True,
+        ),
+    ]
+    info = {
+        fmt.INFO_FORMAT_VERSION: fmt.FORMAT_VERSION,
+        fmt.INFO_SOURCE: MIGRATION_SOURCE,
+        fmt.INFO_DATE: LAST_INVOICE_DATE.isoformat(),
+        fmt.INFO_SCOPE: fmt.Scope.COMBINED.value,
+        fmt.INFO_AGENT: "Desktoparchief (demo)",
+    }
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    partial = f"{path}.part"
+    with open(partial, "wb") as out:
+        for chunk in write_bag(MIGRATION_FILE_NAME.removesuffix(".zip"), info, payload):
+            out.write(chunk)
+    os.replace(partial, path)  # never a half-written file under the name
+    return len(rows)

@@ -112,12 +112,14 @@ def empty_quickly() -> None:
 
 
 @pytest.fixture(scope="module")
-def seeded(app) -> dict:
+def seeded(app, tmp_path_factory) -> dict:
     """One real ``flask demo`` run per module, kept as a snapshot of every table's rows.
 
     Seeding takes seconds; restoring its rows takes a fraction of that. The blobs stay
     in the blob store, which is never emptied.
     """
+    migration_file = tmp_path_factory.mktemp("demo") / "migratiebestand-kantoor-oost.zip"
+    app.config["DEMO_MIGRATION_FILE"] = str(migration_file)  # not the real instance/
     with app.app_context():
         output = run_demo(app.test_cli_runner())
         with db.engine.connect() as connection:
@@ -126,7 +128,7 @@ def seeded(app) -> dict:
                 for table in db.metadata.sorted_tables
             }
         empty_quickly()
-    return {"output": output, "rows": rows}
+    return {"output": output, "rows": rows, "migration_file": migration_file}
 
 
 @pytest.fixture
@@ -305,3 +307,90 @@ def test_a_seeded_user_can_log_in_with_password_demo(demo, new_client, email, ho
     assert response.status_code == 302
     assert response.headers["Location"] == home
     assert client.get(home).status_code == 200
+
+
+def demo_user(email: str) -> User:
+    return db.session.scalars(select(User).where(User.email == email)).one()
+
+
+def test_flask_demo_writes_the_desktop_offices_migration_file_and_names_it(seeded):
+    from app.migration_files.reader import read_package
+
+    assert "Migratiebestand om te importeren:" in seeded["output"]
+    assert "migratiebestand-kantoor-oost.zip" in seeded["output"]
+    with seeded["migration_file"].open("rb") as fh:
+        package = read_package(fh)
+
+    assert package.problems == []
+    assert package.source_organization == "Kantoor Oost, desktoparchief"
+    assert {a.package for a in package.administrations} == {Package.EXACT_ONLINE}
+    statuses = {d.status for d in package.documents}
+    assert {DocumentStatus.APPROVED, None} <= statuses
+    assert len(package.documents) >= 24
+    assert len({d.sha256 for d in package.documents}) == len(package.documents)
+
+
+def start_demo_import(email: str, data: bytes):
+    from app.migration_files import imports
+    from app.web import unit_of_work
+
+    with unit_of_work():
+        imp = imports.create_import(
+            demo_user(email),
+            blob_key=blob_store().put_bytes(data),
+            size=len(data),
+            file_name="migratiebestand-kantoor-oost.zip",
+            import_type="combined",
+            default_status="pending",
+            origin="tests",
+        )
+        imports.dry_run(imp)
+    return imp
+
+
+def test_zuid_imports_the_demos_migration_file_decided_documents_locked(seeded, demo):
+    from app.migration_files import imports, processing
+    from app.migration_files.models import Import, ImportState
+    from app.web import unit_of_work
+
+    data = seeded["migration_file"].read_bytes()
+    zuid = environment("ZUID")
+    imp = start_demo_import("super@zuid.example", data)
+    assert imp.state is ImportState.AWAITING_CONFIRMATION, imp.report
+    assert imp.report["counts"]["errors"] == 0
+    assert imp.report["counts"]["conflicts"] == 0
+    with unit_of_work():
+        imports.confirm(demo_user("super@zuid.example"), imp.id, conflicts=None, origin="tests")
+
+    assert processing.process_imports() == 1
+
+    db.session.expire_all()
+    assert db.session.get(Import, imp.id).state is ImportState.COMPLETED
+    landed = db.session.scalars(
+        select(Document)
+        .join(Administration, Document.administration_id == Administration.id)
+        .where(
+            Document.environment_id == zuid.id, Administration.code.in_(["4001", "4002", "4003"])
+        )
+    ).all()
+    assert len(landed) == imp.documents_total >= 24
+    decided = [d for d in landed if d.status is not DocumentStatus.PENDING]
+    undecided = [d for d in landed if d.status is DocumentStatus.PENDING]
+    assert decided and undecided
+    assert all(d.locked for d in decided)
+    assert not any(d.locked for d in undecided)
+    with blob_store().open(landed[0].blob_key) as fh:
+        assert fh.read(5) == b"%PDF-"
+
+
+def test_west_on_the_standard_plan_is_told_why_it_cannot_import_the_file(seeded, demo):
+    from app.errors import ServiceError
+    from app.migration_files.models import Import
+
+    data = seeded["migration_file"].read_bytes()
+    with pytest.raises(ServiceError) as refused:
+        start_demo_import("super@west.example", data)
+
+    assert "premium" in refused.value.message.lower()
+    db.session.rollback()
+    assert db.session.scalar(select(func.count()).select_from(Import)) == 0
