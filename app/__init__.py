@@ -131,6 +131,7 @@ def register_blueprints(app: Flask) -> None:
     from app.extensions import api, csrf
     from app.migration_files.export_api import blp as migration_export_api
     from app.migration_files.export_views import bp as migration_export_bp
+    from app.migration_files.import_api import blp as imports_api
     from app.migration_files.import_views import bp as imports_bp
     from app.support.api import blp as support_api
     from app.support.views import bp as support_bp
@@ -162,6 +163,7 @@ def register_blueprints(app: Flask) -> None:
         claims_api,
         support_api,
         migration_export_api,
+        imports_api,
     ):
         csrf.exempt(blp)
         api.register_blueprint(blp, url_prefix="/api/v1" + (blp.url_prefix or ""))

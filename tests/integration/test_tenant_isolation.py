@@ -101,6 +101,12 @@ EXPECTATIONS: dict[str, str] = {
     "migration_export.choose": "own",
     "migration_export.download": "own",
     "migration_export_api.export": "foreign",
+    # Imports API: creating one is the caller's own (a foreign connection_id in the body
+    # is a 422); every path naming a Noord import is a 404.
+    "imports_api.create": "own",
+    "imports_api.get": "foreign",
+    "imports_api.confirm": "foreign",
+    "imports_api.report": "foreign",
 }
 
 SECRET_NAME = "Geheime Administratie Noord"
