@@ -21,6 +21,7 @@ from flask_login import current_user, login_required
 from app.auth.domain import Permission, has_permission
 from app.converters import as_id, id_arg, page_arg
 from app.errors import N_, Invalid, NotFoundError, ServiceError, ValidationFailed
+from app.migration_files.imports import list_imports
 from app.templating import item_state_labels, label
 from app.transfers import claims, codes, limits, offers, reports
 from app.transfers import overview as listing
@@ -59,7 +60,12 @@ def overview():
         state_labels=item_state_labels(),
     )
     return render_template(
-        "transfers/overview.html", outgoing=outgoing, incoming=incoming, q_out=q_out, q_in=q_in
+        "transfers/overview.html",
+        outgoing=outgoing,
+        incoming=incoming,
+        q_out=q_out,
+        q_in=q_in,
+        imports=list_imports(current_user),
     )
 
 
