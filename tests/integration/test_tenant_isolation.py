@@ -96,6 +96,15 @@ EXPECTATIONS: dict[str, str] = {
     "uploads.create": "own",
     "uploads.upload": "foreign",
     "imports.detail": "foreign",
+    # The import wizard names no object (a foreign upload token in the form is a 422,
+    # nothing created); every page of a Noord import is a 404.
+    "imports.start": "own",
+    "imports.choose": "own",
+    "imports.upload": "own",
+    "imports.confirm": "foreign",
+    "imports.cancel": "foreign",
+    "imports.progress_json": "foreign",
+    "imports.report_csv": "foreign",
     # Migration-file export: the page lists only the caller's connections (a foreign
     # connection_id is a 404); a foreign administration id in the form is a 404.
     "migration_export.choose": "own",
