@@ -139,9 +139,7 @@ def test_bad_choices_are_form_errors(other_office, login):
         f"{BASE}/choose", {"import_type": "everything", "default_status": "pending"}
     )
     assert refused.status_code == 422
-    assert "Kies wat je importeert." in refused.get_data(as_text=True) or "Kies" in (
-        refused.get_data(as_text=True)
-    )
+    assert "Kies wat je importeert." in refused.get_data(as_text=True)
 
 
 def test_an_unknown_upload_token_is_a_form_error(other_office, login):
@@ -179,7 +177,7 @@ def test_an_office_without_connections_is_sent_to_add_one(build, login):
     superuser = build.user(oost, "superuser", email="super@oost.example")
     html = login(superuser).get_page(BASE).get_data(as_text=True)
     assert 'id="import-no-connections"' in html
-    assert 'href="/settings/connections"' in html or "/connections" in html
+    assert 'href="/settings/connections"' in html
 
 
 def test_a_refused_file_shows_its_errors_with_file_and_line(other_office, login):
@@ -200,7 +198,9 @@ def test_a_refused_file_shows_its_errors_with_file_and_line(other_office, login)
     assert f'href="{BASE}"' in page  # start again
 
 
-def test_a_refused_csv_line_is_named(office, other_office, noord_file, login):
+def test_a_changed_file_in_the_package_is_refused_and_named(
+    office, other_office, noord_file, login
+):
     import io
     import zipfile
 
@@ -226,7 +226,7 @@ def test_a_refused_csv_line_is_named(office, other_office, noord_file, login):
     assert imp.state is ImportState.REFUSED
     page = client.get_page(f"{BASE}/{imp.id}").get_data(as_text=True)
     problems = page.split('id="import-problems"', 1)[1].split("</table>", 1)[0]
-    assert "data/administrations.csv" in problems or "manifest" in problems
+    assert "data/administrations.csv" in problems
 
 
 def test_cancel_drops_an_import_that_waits(other_office, noord_file, login):
