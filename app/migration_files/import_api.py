@@ -7,7 +7,6 @@ from __future__ import annotations
 from flask import Response, current_app, g, request, stream_with_context
 from flask_smorest import Blueprint
 from webargs.flaskparser import FlaskParser
-from webargs.multidictproxy import MultiDictProxy
 from werkzeug.datastructures import CombinedMultiDict
 
 from app.admin_settings.models import Connection
@@ -29,10 +28,12 @@ from app.web import unit_of_work
 
 
 class _MultipartParser(FlaskParser):
-    """``form`` reads the form fields and the files of a multipart body together."""
+    """``form`` reads the form fields and the files of a multipart body together; a
+    field sent more than once is a list, which a single-valued field refuses."""
 
     def load_form(self, req, schema):
-        return MultiDictProxy(CombinedMultiDict([req.files, req.form]), schema)
+        combined = CombinedMultiDict([req.files, req.form])
+        return {key: values[0] if len(values) == 1 else values for key, values in combined.lists()}
 
 
 class _Blueprint(Blueprint):

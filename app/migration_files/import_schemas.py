@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from flask_babel import gettext
 from flask_smorest.fields import Upload
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 from werkzeug.datastructures import FileStorage
 
 from app.admin_settings.models import DocumentStatus
@@ -41,7 +41,12 @@ class ImportUploadSchema(Schema):
 
 
 class ConfirmSchema(Schema):
-    """``POST /api/v1/imports/{id}/confirm``: needed only when the report has conflicts."""
+    """``POST /api/v1/imports/{id}/confirm``: needed only when the report has conflicts.
+    Other fields are ignored, so another environment's import is a 404 whatever else the
+    body holds."""
+
+    class Meta:
+        unknown = EXCLUDE
 
     conflicts = Text(
         load_default=None,
@@ -94,10 +99,11 @@ class ProgressSchema(Schema):
 
 
 def _problems(report: dict | None) -> list[dict]:
-    return [
-        {**p, "message": gettext(p["message"], **(p.get("params") or {}))}
-        for p in (report or {}).get("errors", [])
-    ]
+    listed = []
+    for problem in (report or {}).get("errors", []):
+        message, params = problem["message"], problem.get("params") or {}
+        listed.append({**problem, "message": gettext(message, **params)})
+    return listed
 
 
 def _counts(report: dict | None) -> dict:

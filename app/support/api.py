@@ -5,6 +5,11 @@ from __future__ import annotations
 from flask_smorest import Blueprint
 
 from app.auth.api import api_user, authenticate_bearer
+from app.migration_files.import_schemas import (
+    SupportImportPageSchema,
+    SupportImportQuerySchema,
+    SupportImportSchema,
+)
 from app.support import services
 from app.support.schemas import (
     RevokeSchema,
@@ -72,3 +77,24 @@ def retry(transfer_id: int):
     with unit_of_work():
         services.retry(actor, transfer_id, origin="api")
     return services.get_transfer(actor, transfer_id)
+
+
+@blp.route("/imports")
+@blp.arguments(SupportImportQuerySchema, location="query")
+@blp.response(200, SupportImportPageSchema)
+def list_imports(query: dict):
+    """Every office's imports of migration files, newest first (metadata and the dry
+    run's counts; never a file); ``state`` filters, e.g. ``failed``."""
+    return services.list_imports(
+        api_user(), state=query["state"], page=query["page"], per_page=query["per_page"]
+    )
+
+
+@blp.route("/imports/<int:import_id>/retry", methods=["POST"])
+@blp.response(200, SupportImportSchema)
+def retry_import(import_id: int):
+    """Queue a failed import again; what landed before stays. 409 when it has not failed."""
+    actor = api_user()
+    with unit_of_work():
+        services.retry_import(actor, import_id, origin="api")
+    return services.get_import(actor, import_id)

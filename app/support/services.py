@@ -463,3 +463,71 @@ def evidence(actor: User | None, transfer_id: int) -> Iterator[list]:
 
 def _details(details: dict) -> str:
     return "; ".join(f"{k} {v}" for k, v in sorted((details or {}).items()))
+
+
+# --- Imports of migration files ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SupportImportRow:
+    """One import as support sees it: metadata and the dry run's counts, never a file."""
+
+    imp: object  # app.migration_files.models.Import
+    environment_name: str
+
+    @property
+    def counts(self) -> dict[str, int]:
+        counts = (self.imp.report or {}).get("counts", {})
+        return {
+            name: counts.get(name, 0)
+            for name in ("administrations", "documents", "already_present", "conflicts", "errors")
+        }
+
+
+def list_imports(
+    actor: User | None, *, state: str | None = None, page: int = 1, per_page: int = 25
+) -> Page[SupportImportRow]:
+    """Every environment's imports, newest first; ``state`` filters by one state."""
+    from app.migration_files.models import Import, ImportState
+
+    require_support(actor)
+    page = max(1, page)
+    conditions = []
+    if state:
+        try:
+            conditions.append(Import.state == ImportState(state))
+        except ValueError:
+            raise ServiceError("state", N_("Unknown state.")) from None
+    total = db.session.scalar(select(func.count()).select_from(Import).where(*conditions)) or 0
+    rows = db.session.execute(
+        select(Import, Environment.name)
+        .join(Environment, Environment.id == Import.environment_id)
+        .where(*conditions)
+        .order_by(Import.created_at.desc(), Import.id.desc())
+        .limit(per_page)
+        .offset((page - 1) * per_page)
+    ).all()
+    return Page([SupportImportRow(imp, name) for imp, name in rows], page, per_page, total)
+
+
+def get_import(actor: User | None, import_id: int) -> SupportImportRow:
+    from app.migration_files.models import Import
+
+    require_support(actor)
+    row = db.session.execute(
+        select(Import, Environment.name)
+        .join(Environment, Environment.id == Import.environment_id)
+        .where(Import.id == import_id)
+    ).first()
+    if row is None:
+        raise NotFoundError()
+    return SupportImportRow(*row)
+
+
+def retry_import(actor: User | None, import_id: int, *, origin: str) -> SupportImportRow:
+    """Queue a failed import again (audited by ``imports.retry``); 409 when not failed."""
+    from app.migration_files import imports
+
+    require_support(actor)
+    imports.retry(actor, import_id, origin=origin)
+    return get_import(actor, import_id)

@@ -21,10 +21,29 @@ from flask_babel import ngettext
 from flask_login import current_user, login_required
 
 from app.converters import MAX_OLDER_THAN_DAYS, arg_int, id_arg, page_arg
-from app.errors import NotFoundError, ServiceError
+from app.errors import N_, NotFoundError, ServiceError
+from app.migration_files.models import ImportState
 from app.support import services
 from app.support.forms import RevokeForm
 from app.web import origin, unit_of_work
+
+IMPORT_STATE_LABELS = {
+    ImportState.UPLOADING: N_("Uploading"),
+    ImportState.CHECKING: N_("Being checked"),
+    ImportState.AWAITING_CONFIRMATION: N_("Awaiting confirmation"),
+    ImportState.REFUSED: N_("Refused"),
+    ImportState.QUEUED: N_("In the queue"),
+    ImportState.IMPORTING: N_("Being imported"),
+    ImportState.COMPLETED: N_("Done"),
+    ImportState.FAILED: N_("Failed"),
+    ImportState.CANCELLED: N_("Cancelled"),
+}
+
+
+def import_state_label(state) -> str:
+    """The same words as the import pages use (``imports.STATE_LABELS``)."""
+    return _(IMPORT_STATE_LABELS[ImportState(state)])
+
 
 bp = Blueprint("support", __name__, url_prefix="/support")
 
@@ -171,3 +190,33 @@ def audit_trail():
         environments=services.environments(current_user),
         actions=services.audit_actions(current_user),
     )
+
+
+@bp.get("/imports")
+def imports():
+    state = request.args.get("state", "")
+    states = [s.value for s in ImportState]
+    page = services.list_imports(
+        current_user, state=state if state in states else None, page=page_arg()
+    )
+    return render_template(
+        "support/imports.html",
+        page=page,
+        state=state if state in states else "",
+        states=states,
+        state_label=import_state_label,
+    )
+
+
+@bp.post("/imports/<int:import_id>/retry")
+def retry_import(import_id: int):
+    try:
+        with unit_of_work():
+            services.retry_import(current_user, import_id, origin=origin())
+    except ServiceError as error:
+        if not error.for_the_form:
+            raise
+        flash(error.translated(), "error")
+    else:
+        flash(_("The import has been queued again."), "success")
+    return redirect(url_for("support.imports"))

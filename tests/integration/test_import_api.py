@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app.admin_settings.models import Document
+from app.audit import AuditEvent
 from app.extensions import db
 from app.migration_files import processing
 from app.migration_files.export import export_administrations
@@ -204,3 +205,105 @@ def test_a_file_larger_than_upload_max_bytes_is_too_large(app, zuid_api, monkeyp
     response = upload(http, headers, b"x" * 4096)
     assert response.status_code == 413
     assert db.session.scalar(select(func.count()).select_from(Import)) == 0
+
+
+# --------------------------------------------------------------------------- support
+
+
+@pytest.fixture
+def support_user(build):
+    return build.user(None, "support", email="support@overdracht.example", name="Sam Support")
+
+
+@pytest.fixture
+def failed_import(noord_file, zuid_api):
+    """A confirmed Zuid import that failed (set directly: the worker's failure is tested
+    with the worker)."""
+    http, headers = zuid_api
+    import_id = upload(http, headers, noord_file).get_json()["id"]
+    http.post(f"/api/v1/imports/{import_id}/confirm", headers=headers)
+    imp = db.session.get(Import, import_id)
+    imp.state = ImportState.FAILED
+    imp.last_error = "storage went away"
+    db.session.commit()
+    return import_id
+
+
+def test_support_lists_every_offices_imports_without_files(
+    failed_import, office, build, api_client, support_user
+):
+    noord_http, noord_headers = api_client(office.superuser)
+    upload(noord_http, noord_headers, b"geen zip" * 10)
+    http, headers = api_client(support_user)
+
+    listed = http.get("/api/v1/support/imports", headers=headers).get_json()
+    assert listed["total"] == 2
+    assert {i["environment"] for i in listed["items"]} == {"Kantoor Noord", "Kantoor Zuid"}
+    failed = next(i for i in listed["items"] if i["id"] == failed_import)
+    assert failed["state"] == "failed"
+    assert failed["last_error"] == "storage went away"
+    assert failed["counts"]["documents"] == 2
+    assert "blob_key" not in failed and "file" not in failed
+
+    only_failed = http.get(
+        "/api/v1/support/imports", headers=headers, query_string={"state": "failed"}
+    ).get_json()
+    assert [i["id"] for i in only_failed["items"]] == [failed_import]
+
+
+def test_support_retries_a_failed_import_through_the_api_and_it_lands(
+    failed_import, api_client, support_user, other_office
+):
+    http, headers = api_client(support_user)
+    response = http.post(f"/api/v1/support/imports/{failed_import}/retry", headers=headers)
+    assert response.status_code == 200
+    assert response.get_json()["state"] == "queued"
+    again = http.post(f"/api/v1/support/imports/{failed_import}/retry", headers=headers)
+    assert again.status_code == 409
+
+    assert processing.process_imports() == 1
+    assert db.session.get(Import, failed_import).state is ImportState.COMPLETED
+    assert len(zuid_documents(other_office)) == 2
+    events = db.session.scalars(
+        select(AuditEvent).where(AuditEvent.action == "import_retried")
+    ).all()
+    assert [(e.object_id, e.actor_id) for e in events] == [(failed_import, support_user.id)]
+
+
+def test_a_superuser_cannot_use_supports_imports(failed_import, zuid_api):
+    http, headers = zuid_api
+    assert http.get("/api/v1/support/imports", headers=headers).status_code == 404
+    retry = http.post(f"/api/v1/support/imports/{failed_import}/retry", headers=headers)
+    assert retry.status_code == 404
+    assert db.session.get(Import, failed_import).state is ImportState.FAILED
+
+
+def test_supports_page_lists_imports_and_retries_a_failed_one(failed_import, login, support_user):
+    client = login(support_user)
+    page = client.get_page("/support/imports")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert "migratiebestand.zip" in html
+    assert "Kantoor Zuid" in html
+    assert 'data-state="failed"' in html
+    assert f"/support/imports/{failed_import}/retry" in html
+
+    response = client.post_form(f"/support/imports/{failed_import}/retry")
+    assert response.status_code == 302
+    assert db.session.get(Import, failed_import).state is ImportState.QUEUED
+    after = client.get_page("/support/imports").get_data(as_text=True)
+    assert "De import staat opnieuw in de wachtrij." in after
+    assert f"/support/imports/{failed_import}/retry" not in after
+
+
+def test_retrying_an_import_that_did_not_fail_tells_support_so(
+    noord_file, zuid_api, login, support_user
+):
+    http, headers = zuid_api
+    import_id = upload(http, headers, noord_file).get_json()["id"]
+    client = login(support_user)
+    client.get_page("/support/imports")
+    client.post_form(f"/support/imports/{import_id}/retry")
+    html = client.get_page("/support/imports").get_data(as_text=True)
+    assert "Alleen een mislukte import kan opnieuw worden geprobeerd." in html
+    assert db.session.get(Import, import_id).state is ImportState.AWAITING_CONFIRMATION
