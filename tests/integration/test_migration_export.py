@@ -11,6 +11,7 @@ import zipfile
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import bagit
 import pytest
@@ -120,7 +121,7 @@ def test_the_administration_page_exports_a_valid_bag_with_every_document(
     assert response.status_code == 200
     assert response.mimetype == "application/zip"
     assert response.headers["Cache-Control"] == "no-store"
-    day = datetime.now().strftime("%Y%m%d")
+    day = datetime.now(ZoneInfo("Europe/Amsterdam")).strftime("%Y%m%d")
     disposition = response.headers["Content-Disposition"]
     assert disposition == f'attachment; filename="migratiebestand-NOORD-{day}-1-administratie.zip"'
     parts = _check_bag(_unpack(response.data, tmp_path), documents)
