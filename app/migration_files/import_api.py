@@ -4,7 +4,7 @@ as the import wizard (``imports``)."""
 
 from __future__ import annotations
 
-from flask import Response, current_app, g, request, stream_with_context
+from flask import Response, current_app, request, stream_with_context
 from flask_smorest import Blueprint
 from webargs.flaskparser import FlaskParser
 from werkzeug.datastructures import CombinedMultiDict
@@ -48,6 +48,7 @@ blp = _Blueprint(
 )
 
 CSV = {"type": "string"}
+_AUTHENTICATED = "overdracht.imports_api.authenticated"
 
 
 @blp.url_value_preprocessor
@@ -57,12 +58,14 @@ def _allow_large_files(endpoint, values):
     # for a caller with a valid token.
     if request.method == "POST" and endpoint == "imports_api.create":
         authenticate_bearer()
+        request.environ[_AUTHENTICATED] = True
         request.max_content_length = int(current_app.config["UPLOAD_MAX_BYTES"])
 
 
 @blp.before_request
 def _authenticate():
-    if "api_user" not in g:
+    # Once per request (``g`` may outlive one request, e.g. in a test's app context).
+    if not request.environ.get(_AUTHENTICATED):
         authenticate_bearer()
 
 

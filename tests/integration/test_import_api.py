@@ -307,3 +307,37 @@ def test_retrying_an_import_that_did_not_fail_tells_support_so(
     html = client.get_page("/support/imports").get_data(as_text=True)
     assert "Alleen een mislukte import kan opnieuw worden geprobeerd." in html
     assert db.session.get(Import, import_id).state is ImportState.AWAITING_CONFIRMATION
+
+
+def test_a_connection_id_that_is_no_number_or_sent_twice_is_a_field_error(
+    noord_file, zuid_api, other_office
+):
+    http, headers = zuid_api
+    assert upload(http, headers, noord_file, connection_id="abc").status_code == 422
+    twice = http.post(
+        "/api/v1/imports",
+        headers=headers,
+        data={
+            "import_type": ["combined", "documents"],
+            "file": (io.BytesIO(noord_file), "migratiebestand.zip"),
+        },
+        content_type="multipart/form-data",
+    )
+    assert twice.status_code == 422
+    assert "import_type" in twice.get_json()["errors"]
+    assert db.session.scalar(select(func.count()).select_from(Import)) == 0
+
+
+def test_every_imports_endpoint_needs_a_token(noord_file, zuid_api, client):
+    http, headers = zuid_api
+    import_id = upload(http, headers, noord_file).get_json()["id"]
+    assert http.get(f"/api/v1/imports/{import_id}", headers=headers).status_code == 200
+    for method, url in (
+        ("POST", "/api/v1/imports"),
+        ("GET", f"/api/v1/imports/{import_id}"),
+        ("POST", f"/api/v1/imports/{import_id}/confirm"),
+        ("GET", f"/api/v1/imports/{import_id}/report"),
+    ):
+        assert http.open(url, method=method).status_code == 401
+    assert upload(http, {}, noord_file).status_code == 401
+    assert db.session.scalar(select(func.count()).select_from(Import)) == 1
