@@ -140,6 +140,7 @@ def export_administrations(
     ):
         counts[administration_id] = n
         last_id = max(last_id, highest or 0)
+    _refuse_missing_files(_Scope(actor.environment_id, tuple(ids), last_id))
     now = datetime.now(ZoneInfo(current_app.config["BABEL_DEFAULT_TIMEZONE"]))
     filename = download_name(environment.office_code, now, len(administrations))
     total = sum(counts.values())
@@ -176,6 +177,29 @@ def export_administrations(
     documents = _Scope(actor.environment_id, tuple(a.id for a in admins), last_id)
     chunks = write_bag(bag_name, info, _payload(documents, admins))
     return MigrationFileExport(filename, tuple(a.id for a in admins), total, chunks)
+
+
+def _refuse_missing_files(scope: _Scope) -> None:
+    """Every file must be in the store before the first byte goes out: once the download
+    has started, a missing one could only cut it short, with no word of why."""
+    store = blob_store()
+    missing = 0
+    batch: list[str] = []
+    for blob_key, _type, _size in _distinct_files(scope):
+        batch.append(blob_key)
+        if len(batch) == PAGE:
+            missing += len(store.missing(batch))
+            batch = []
+    missing += len(store.missing(batch)) if batch else 0
+    if missing:
+        raise ServiceError(
+            "administration_ids",
+            N_(
+                "Files of these documents are missing from the document store (%(n)d), so "
+                "the migration file would be incomplete. Ask support to restore them first."
+            ),
+            n=missing,
+        )
 
 
 # --- the payload ------------------------------------------------------------------------------

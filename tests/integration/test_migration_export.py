@@ -404,3 +404,26 @@ def test_the_importers_reader_accepts_an_exported_file(office, exported, api_cli
     assert rows["factuur-januari.pdf"].decided_at == datetime(2024, 3, 5, 9, 30, tzinfo=UTC)
     assert rows["bon.png"].status.value == "pending"
     assert len(package.files) == 3
+
+
+def test_a_file_missing_from_the_store_refuses_the_export_before_a_byte_goes_out(
+    office, build, login, api_client
+):
+    from app.storage import blob_store
+
+    administration = build.administration(office.connection)
+    build.document(administration, "approved")
+    lost = build.document(administration, "approved", content=b"%PDF-1.4\n% lost file\n%%EOF\n")
+    blob_store()._path(lost.blob_key).unlink()  # the store lost it (a restore gone wrong)
+
+    client, response = _export_page(login, office.superuser, administration)
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert "ontbreken in de documentopslag (1)" in page
+    http, headers = api_client(office.superuser)
+    answer = http.get(f"/api/v1/administrations/{administration.id}/export", headers=headers)
+    assert answer.status_code == 422
+    assert answer.mimetype == "application/json"
+    assert not db.session.scalars(
+        select(AuditEvent).where(AuditEvent.action == "migration_file_exported")
+    ).all()
