@@ -212,13 +212,19 @@ def _store_files(
     store = blob_store()
     wanted = {d.sha256: package.files[d.file] for d in documents}
     missing = sorted(store.missing(wanted))
+    with store.deferred_sync():  # durable together, before any row names them
+        _put_each(job, archive, wanted, missing, len(documents), done)
+
+
+def _put_each(job: _Job, archive: Archive, wanted: dict, missing: list, count: int, done: int):
+    store = blob_store()
     for n, key in enumerate(missing, 1):
         with archive.open(wanted[key]) as stream:
             if store.put(stream) != key:
                 raise ImportBroken(f"file {wanted[key].name} changed while it was read")
         if n % 20 == 0 or n == len(missing):
             # Most of an administration's time goes here: the bar moves with the files.
-            figure = done + len(documents) * n // len(missing)
+            figure = done + count * n // len(missing)
             progress_store().report(progress_key(job.id), figure, job.total)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from typing import BinaryIO, Protocol
 
 CHUNK = 1024 * 1024  # bytes read from a stream at a time
@@ -33,6 +34,10 @@ class BlobStore(Protocol):
 
     def put_bytes(self, data: bytes) -> str:
         """``put`` for small content already in memory (generated files, tests)."""
+
+    def deferred_sync(self) -> AbstractContextManager[None]:
+        """A block whose puts are made durable together when it ends (one flush instead
+        of one per blob); rows naming them are committed only after the block."""
 
     def open(self, key: str) -> BinaryIO:
         """A readable binary stream of the blob; ``FileNotFoundError`` if unknown."""

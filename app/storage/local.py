@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import ctypes.util
 import hashlib
 import io
 import os
 import tempfile
-from collections.abc import Iterable
+import threading
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -28,6 +32,26 @@ class LocalBlobStore:
     def __init__(self, root: str | os.PathLike, *, fsync: bool = True) -> None:
         self.root = Path(root)
         self.fsync = fsync
+        self._deferred = threading.local()
+
+    @contextlib.contextmanager
+    def deferred_sync(self) -> Iterator[None]:
+        """Store many blobs and make them durable once, at the end of the block: one
+        flush of the store's filesystem (``syncfs``) instead of an ``fsync`` per file,
+        which for 20,000 small files costs far more than writing them. The caller must
+        not commit rows naming these blobs inside the block."""
+        if not self.fsync or getattr(self._deferred, "active", False):
+            yield
+            return
+        self._deferred.active = True
+        written: list[Path] = []
+        self._deferred.written = written
+        try:
+            yield
+        finally:
+            self._deferred.active = False
+            self._deferred.written = None
+        _sync_all(self.root, written)
 
     def _path(self, key: str) -> Path:
         return self.root / fan_out(key)
@@ -44,7 +68,8 @@ class LocalBlobStore:
                 while chunk := fileobj.read(CHUNK):
                     digest.update(chunk)
                     out.write(chunk)
-                if self.fsync:
+                deferred = getattr(self._deferred, "active", False)
+                if self.fsync and not deferred:
                     out.flush()
                     os.fsync(out.fileno())
             key = digest.hexdigest()
@@ -58,6 +83,8 @@ class LocalBlobStore:
                     # Its fan-out folder is new: a store makes each of its 65,536 once.
                     path.parent.mkdir(parents=True, exist_ok=True)
                     os.replace(tmp, path)
+                if getattr(self._deferred, "active", False):
+                    self._deferred.written.append(path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
@@ -83,3 +110,22 @@ class LocalBlobStore:
     ) -> str | None:
         check_key(key)
         return None  # the application streams the file (send_file)
+
+
+def _sync_all(root: Path, paths: list[Path]) -> None:
+    """Make ``paths`` durable: ``syncfs`` on ``root``'s filesystem where the C library
+    has it (Linux), else an ``fsync`` of each file."""
+    if not paths:
+        return
+    libc = ctypes.util.find_library("c")
+    syncfs = getattr(ctypes.CDLL(libc, use_errno=True), "syncfs", None) if libc else None
+    if syncfs is not None:
+        fd = os.open(root, os.O_RDONLY)
+        try:
+            if syncfs(fd) == 0:
+                return
+        finally:
+            os.close(fd)
+    for path in paths:
+        with path.open("rb") as f:
+            os.fsync(f.fileno())

@@ -442,3 +442,42 @@ def test_the_start_up_check_can_be_skipped(fake_aws_credentials):
         }
     )
     assert store.bucket == "bucket"
+
+
+# --- many blobs made durable at once ------------------------------------------------------
+
+
+def test_blobs_stored_in_a_deferred_sync_block_are_there_whole_afterwards(store):
+    contents = [f"document {n}".encode() * 100 for n in range(20)]
+    with store.deferred_sync():
+        keys = [store.put(io.BytesIO(data)) for data in contents]
+    for key, data in zip(keys, contents, strict=True):
+        with store.open(key) as stream:
+            assert stream.read() == data
+    assert not [name for name in stored(store) if ".tmp-" in name]
+
+
+def test_a_deferred_block_flushes_once_instead_of_once_per_blob(tmp_path, monkeypatch):
+    import app.storage.local as local
+
+    store = LocalBlobStore(tmp_path / "blobs")
+    fsyncs, flushes = [], []
+    real_fsync = os.fsync
+    monkeypatch.setattr(local.os, "fsync", lambda fd: (fsyncs.append(fd), real_fsync(fd)))
+    real_sync_all = local._sync_all
+    monkeypatch.setattr(
+        local,
+        "_sync_all",
+        lambda root, paths: (flushes.append(len(paths)), real_sync_all(root, paths)),
+    )
+    store.put_bytes(b"one on its own")
+    assert len(fsyncs) == 1, "an ordinary put is durable by itself"
+
+    fsyncs.clear()
+    with store.deferred_sync():
+        for n in range(30):
+            store.put_bytes(f"blob {n}".encode())
+        assert flushes == [], "nothing is flushed inside the block"
+    assert flushes == [30], "one flush for the whole block, naming every new blob"
+    # syncfs flushes the filesystem in one call; without it, each file is synced at the end.
+    assert fsyncs == [] or len(fsyncs) == 30
