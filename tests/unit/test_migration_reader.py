@@ -156,6 +156,29 @@ def test_a_payload_file_that_changed_after_the_check_raises():
                 stream.read()
 
 
+def test_without_payload_verification_the_rows_are_the_same_and_streaming_still_checks():
+    import dataclasses
+
+    bag = valid_bag()
+    data = bag.build()
+    checked = read(data)
+    trusted = read_package(io.BytesIO(data), dataclasses.replace(Limits(), verify_payload=False))
+    assert trusted.ok
+    assert trusted.documents == checked.documents
+    assert trusted.files == checked.files
+    # Bytes other than those checked (here: the same length, reversed) never reach the
+    # store: the stream that feeds it checks the hash.
+    entry = checked.files[checked.documents[0].file]
+    swapped = Bag(files=dict(bag.files), administrations=bag.administrations)
+    original = bag.files[entry.name]
+    swapped.files[entry.name] = bytes(reversed(original))
+    swapped_data = swapped.build()
+    with Archive(io.BytesIO(swapped_data)) as archive:
+        with pytest.raises(MemberChanged):
+            with archive.open(entry) as stream:
+                stream.read()
+
+
 # --- the container ----------------------------------------------------------------------------
 
 
