@@ -100,15 +100,11 @@ def test_a_superuser_imports_a_migration_file_and_unlocks_a_migrated_document(
     db.session.commit()  # end this session's transaction: no snapshot hides the server
 
     errors: list[str] = []
-    dialogs: list[str] = []
     page.on("console", lambda m: _console_error(m, errors))
     page.on("pageerror", lambda e: errors.append(str(e)))
 
-    def accept(dialog):
-        dialogs.append(dialog.message)
-        dialog.accept()
-
-    page.on("dialog", accept)
+    page.on("dialog", lambda dialog: dialog.accept())  # a data-confirm, should one ask
+    page.set_default_timeout(5_000)
     page.add_init_script(RECORD_BARS)
     started = time.perf_counter()
 
@@ -217,7 +213,7 @@ def test_a_superuser_imports_a_migration_file_and_unlocks_a_migrated_document(
         with page.expect_response(
             lambda r: r.request.method == "POST" and "/documents/unlock" in r.url
         ) as unlocked:
-            row.locator('button[data-action="unlock"]').click()
+            row.locator('button[data-action="unlock"]', has_text="Ontgrendel").click()
         assert unlocked.value.status == 302
         expect(page.locator(".flash-success")).to_contain_text("1 document ontgrendeld")
         expect(row).not_to_have_attribute("data-locked", "true")
