@@ -112,14 +112,13 @@ format: $(STAMP) ## Sort imports and format the code with ruff.
 	$(BIN)/ruff check --select I --fix .
 	$(BIN)/ruff format .
 
-bench: $(STAMP) ## Run every bench/*.py with the venv's python (all run; fails if any failed; migration_file.py --quick unless BENCH_ARGS).
+bench: $(STAMP) ## Run every bench/*.py with the venv's python (all run; fails if any failed; BENCH_ARGS passes options).
 	@found=0; failed=0; \
 	for script in bench/*.py; do \
 		[ -e "$$script" ] || continue; \
 		case "$$(basename "$$script")" in _*) continue;; esac; \
 		found=1; \
 		args="$(BENCH_ARGS)"; \
-		case "$$(basename "$$script")" in migration_file.py) args="$${args:---quick}";; esac; \
 		echo "==> $$script $$args"; \
 		PYTHONPATH="$(CURDIR)" $(BIN)/python "$$script" $$args || failed=1; \
 	done; \

@@ -155,6 +155,11 @@ def upload(token: str):
         with unit_of_work():
             found = services.find(current_user, token)
             headers = _upload_headers(found)
+            recorded = found.offset if found.state is UploadState.UPLOADING else None
+        if recorded is not None:
+            held = _held(token)
+            if held is not None and held < recorded:
+                headers = _rewind(token, recorded, held)
         _check_version()
         return _text(200, "", headers)
     if method == "PATCH":
@@ -169,6 +174,21 @@ def upload(token: str):
     with unit_of_work():
         services.find(current_user, token)  # another environment's token: 404 first
     raise TusError(405, "Use HEAD, PATCH or DELETE.")
+
+
+def _held(token: str) -> int | None:
+    try:
+        return spool.size(token)
+    except FileNotFoundError:
+        return None
+
+
+def _rewind(token: str, recorded: int, held: int) -> dict[str, str]:
+    """The spool file lost its last chunks (a power cut before they reached the disk):
+    the upload continues from what it holds, and the client re-sends the rest."""
+    with unit_of_work():
+        upload = services.advance(current_user, token, old_offset=recorded, new_offset=held)
+        return _upload_headers(upload)
 
 
 def _patch(token: str) -> Response:
@@ -212,6 +232,9 @@ def _patch(token: str) -> Response:
                 headers = {"Upload-Offset": str(offset), "Upload-Length": str(length)}
     except spool.SpoolBusy:
         raise TusError(409, "Another request is writing to this upload.") from None
+    except spool.SpoolShort as short:
+        _rewind(token, offset, short.size)
+        raise TusError(409, "Upload-Offset does not match the upload's offset.") from None
     except spool.ChunkTooLarge:
         raise TusError(413, "The chunk goes past Upload-Length.") from None
     except spool.ChecksumMismatch:

@@ -359,6 +359,35 @@ def test_bytes_left_after_the_offset_by_a_dead_request_are_overwritten(tus, spoo
     assert _row(url).blob_key == hashlib.sha256(b"abcdef").hexdigest()
 
 
+def test_chunks_lost_in_a_power_cut_are_asked_for_again_never_filled_with_zeros(tus, spool_root):
+    """A chunk is acknowledged once written (write-back started, not waited for): after
+    a power cut the file may hold less than the recorded offset. HEAD then says what it
+    holds, a PATCH at the old offset is refused, and the client re-sends from there."""
+    data = b"0123456789abcdefghij"
+    url = tus.new(len(data))
+    assert tus.patch(url, data[:12], 0).status_code == 204
+    spool = spool_root / f"{_row(url).token}.part"
+    with spool.open("r+b") as file:
+        file.truncate(5)  # what reached the disk before the cut
+
+    head = tus.head(url)
+    assert head.headers["Upload-Offset"] == "5"
+    assert tus.patch(url, data[12:], 12).status_code == 409
+    assert tus.patch(url, data[5:], 5).status_code == 204
+    assert _row(url).blob_key == hashlib.sha256(data).hexdigest()
+
+
+def test_a_patch_at_a_lost_offset_rewinds_the_upload_without_a_head_first(tus, spool_root):
+    url = tus.new(10)
+    assert tus.patch(url, b"abcdef", 0).status_code == 204
+    with (spool_root / f"{_row(url).token}.part").open("r+b") as file:
+        file.truncate(2)
+    assert tus.patch(url, b"ghij", 6).status_code == 409
+    assert _row(url).offset == 2
+    assert tus.patch(url, b"cdefghij", 2).status_code == 204
+    assert _row(url).blob_key == hashlib.sha256(b"abcdefghij").hexdigest()
+
+
 # --------------------------------------------------------------------------- termination, expiry
 
 
