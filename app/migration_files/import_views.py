@@ -202,6 +202,9 @@ def upload():
                     origin=origin(),
                 )
                 imports.dry_run(imp)
+        except imports.AlreadyImported as earlier:
+            session.pop(WIZARD, None)
+            return redirect(url_for("imports.detail", import_id=earlier.import_id))
         except NotFoundError:
             errors = [
                 gettext("The upload was not found or is not complete. Upload the file again.")

@@ -38,6 +38,14 @@ from app.transfers.access import require_migrate, require_support
 QUEUED_STATES = (ImportState.QUEUED, ImportState.IMPORTING)
 
 
+class AlreadyImported(Conflict):
+    """This upload has an import already (a second submit of the same form)."""
+
+    def __init__(self, import_id: int) -> None:
+        super().__init__("upload_token", N_("This file has been uploaded for an import already."))
+        self.import_id = import_id
+
+
 def _choice(enum_cls, value, field: str, message: str):
     try:
         return enum_cls(value)
@@ -70,6 +78,14 @@ def create_import(
         N_("Choose the status for documents that carry none."),
     )
     resolved = planning.resolve_connections(environment.id, connections)
+    if upload_id is not None:
+        earlier = db.session.scalar(
+            select(Import.id).where(
+                Import.upload_id == upload_id, Import.environment_id == environment.id
+            )
+        )
+        if earlier is not None:
+            raise AlreadyImported(earlier)
     imp = Import(
         environment_id=environment.id,
         uploaded_by_id=actor.id,

@@ -57,7 +57,10 @@ class Import(TenantMixin, db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     uploaded_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     uploaded_by_name: Mapped[str] = mapped_column(String(200))
-    upload_id: Mapped[int | None] = mapped_column(ForeignKey("uploads.id", ondelete="SET NULL"))
+    # One import per upload: a second submit of the same upload finds the first import.
+    upload_id: Mapped[int | None] = mapped_column(
+        ForeignKey("uploads.id", ondelete="SET NULL"), unique=True
+    )
     file_name: Mapped[str] = mapped_column(String(255))
     blob_key: Mapped[str | None] = mapped_column(String(64))  # the migration file itself
     size: Mapped[int | None] = mapped_column(BigInteger)

@@ -74,7 +74,8 @@ def upgrade():
     sa.ForeignKeyConstraint(['environment_id'], ['environments.id'], name=op.f('fk_imports_environment_id_environments'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['upload_id'], ['uploads.id'], name=op.f('fk_imports_upload_id_uploads'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['uploaded_by_id'], ['users.id'], name=op.f('fk_imports_uploaded_by_id_users'), ondelete='SET NULL'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_imports'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_imports')),
+    sa.UniqueConstraint('upload_id', name=op.f('uq_imports_upload_id'))
     )
     with op.batch_alter_table('imports', schema=None) as batch_op:
         batch_op.create_index('ix_imports_environment_created', ['environment_id', 'created_at'], unique=False)

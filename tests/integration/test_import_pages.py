@@ -131,6 +131,24 @@ def test_the_wizard_imports_a_file_from_upload_to_result_csv(
     assert "kantoor-noord.zip" in overview
 
 
+def test_submitting_the_same_upload_twice_leads_to_the_first_import(
+    other_office, noord_file, login
+):
+    zuid = other_office.superuser
+    client = login(zuid)
+    walk_to_upload(client)
+    upload = complete_upload(zuid, noord_file)
+    first = client.post_form(f"{BASE}/upload", {"upload_token": upload.token})
+    assert first.status_code == 302
+    walk_to_upload(client)  # the back button, or a second tab
+
+    again = client.post_form(f"{BASE}/upload", {"upload_token": upload.token})
+
+    assert again.status_code == 302
+    assert again.headers["Location"] == first.headers["Location"]
+    assert len(db.session.scalars(select(Import)).all()) == 1
+
+
 def test_bad_choices_are_form_errors(other_office, login):
     client = login(other_office.superuser)
     client.get_page(BASE)
