@@ -212,3 +212,40 @@ def test_outside_the_window_a_queued_import_waits(app, noord_file, zuid, monkeyp
     assert imports.queue_position(imp) == 1
     opens = imports.starts_at(imp, now=noon)
     assert opens.hour == 18
+
+
+def test_a_later_documents_only_file_adds_only_the_new_documents(office, build, zuid):
+    """Phases: first the administrations with what they had, later a documents-only
+    import adds what came since, matched by package, administration code and file."""
+    first = build.administration(office.connection, name="Bakkerij Jansen", code="1001")
+    build.document(first, "approved", filename="januari.pdf")
+    run(zuid, start(zuid, exported(office.superuser, [first])))
+    build.document(first, "pending", filename="februari.pdf")
+    build.document(first, "approved", filename="maart.pdf")
+    later = exported(office.superuser, [first])
+
+    phase = start(zuid, later, import_type="documents", default_status="approved")
+    assert phase.state is ImportState.AWAITING_CONFIRMATION
+    assert phase.report["counts"]["new_documents"] == 2
+    assert phase.report["counts"]["already_present"] == 1
+    run(zuid, phase)
+
+    landed = {d.filename: d for d in documents_of(zuid.environment_id)}
+    assert set(landed) == {"januari.pdf", "februari.pdf", "maart.pdf"}
+    assert landed["maart.pdf"].locked
+    assert landed["februari.pdf"].status is DocumentStatus.PENDING  # it carried a status
+    assert (
+        db.session.scalar(
+            select(func.count())
+            .select_from(Administration)
+            .where(Administration.environment_id == zuid.environment_id)
+        )
+        == 1
+    )
+
+
+def test_a_documents_only_file_for_an_administration_never_imported_is_refused(noord_file, zuid):
+    imp = start(zuid, noord_file, import_type="documents")
+    assert imp.state is ImportState.REFUSED
+    assert any(e["field"] == "administration_code" for e in imp.report["errors"])
+    assert documents_of(zuid.environment_id) == []
