@@ -19,11 +19,21 @@ from app.admin_settings.models import (
     Plan,
 )
 from app.auth.models import Role
+from app.migration_files.models import ImportState
 from app.transfers.models import ItemState, TransferState
 
 # (member, word) pairs: string enums of different kinds compare equal when their values
 # do (ItemState.OFFERED == AdministrationState.OFFERED), so they cannot be dict keys.
 _LABELS = (
+    (ImportState.UPLOADING, _l("Uploading")),
+    (ImportState.CHECKING, _l("Being checked")),
+    (ImportState.AWAITING_CONFIRMATION, _l("Awaiting confirmation")),
+    (ImportState.REFUSED, _l("Refused")),
+    (ImportState.QUEUED, _l("In the queue")),
+    (ImportState.IMPORTING, _l("Being imported")),
+    (ImportState.COMPLETED, _l("Done")),
+    (ImportState.FAILED, _l("Failed")),
+    (ImportState.CANCELLED, _l("Cancelled")),
     (AdministrationState.ACTIVE, _l("Active")),
     (AdministrationState.OFFERED, _l("Offered")),
     (AdministrationState.MIGRATED, _l("Migrated")),
@@ -92,6 +102,11 @@ def document_status(document) -> str:
     return label(document.status)
 
 
+def import_state_label(state) -> str:
+    """An import's state (the enum or its value) in words, on every page alike."""
+    return label(ImportState(state))
+
+
 def item_state_labels() -> dict[ItemState, str]:
     """Each item state's word in the current language, for searching by status."""
     return {state: label(state) for state in ItemState}
@@ -136,6 +151,7 @@ def _formatted_datetime(d, fmt: str, locale, timezone) -> str:
 def register(app: Flask) -> None:
     app.jinja_env.globals["get_locale"] = get_locale
     app.jinja_env.filters["label"] = label
+    app.jinja_env.globals["import_state_label"] = import_state_label
     app.jinja_env.filters["document_status"] = document_status
     app.jinja_env.filters["filesize"] = filesize
     app.jinja_env.filters["label_package"] = label_package

@@ -27,12 +27,13 @@ from flask_login import current_user, login_required
 
 from app.admin_settings.models import Environment
 from app.converters import as_id
-from app.errors import N_, NotFoundError, ServiceError
+from app.errors import NotFoundError, ServiceError
 from app.extensions import db
 from app.migration_files import imports, planning
 from app.migration_files.forms import BeforeForm, CancelForm, ChooseForm, ConfirmForm, UploadForm
 from app.migration_files.models import Import, ImportState
 from app.storage import CHUNK, blob_store, content_disposition
+from app.templating import import_state_label
 from app.transfers.access import require_migrate
 from app.uploads import services as uploads
 from app.web import origin, unit_of_work
@@ -41,22 +42,7 @@ bp = Blueprint("imports", __name__, url_prefix="/settings/migrations/imports")
 
 WIZARD = "import_wizard"
 
-STATE_LABELS = {
-    ImportState.UPLOADING: N_("Uploading"),
-    ImportState.CHECKING: N_("Being checked"),
-    ImportState.AWAITING_CONFIRMATION: N_("Awaiting confirmation"),
-    ImportState.REFUSED: N_("Refused"),
-    ImportState.QUEUED: N_("In the queue"),
-    ImportState.IMPORTING: N_("Being imported"),
-    ImportState.COMPLETED: N_("Done"),
-    ImportState.FAILED: N_("Failed"),
-    ImportState.CANCELLED: N_("Cancelled"),
-}
 FINISHED = (ImportState.COMPLETED, ImportState.FAILED, ImportState.CANCELLED, ImportState.REFUSED)
-
-
-def state_label(state: ImportState) -> str:
-    return gettext(STATE_LABELS[state])
 
 
 def problem_text(problem: dict) -> str:
@@ -69,11 +55,6 @@ def problem_text(problem: dict) -> str:
 @login_required
 def _logged_in():
     """Every page needs a login; the services check the role and the environment."""
-
-
-@bp.app_context_processor
-def _labels():
-    return {"import_state_label": state_label}
 
 
 def _environment() -> Environment:
@@ -239,7 +220,7 @@ def _progress(imp: Import) -> dict:
         percent = 0
     return {
         "state": imp.state.value,
-        "label": state_label(imp.state),
+        "label": import_state_label(imp.state),
         "done": done,
         "total": total,
         "percent": percent,

@@ -21,29 +21,12 @@ from flask_babel import ngettext
 from flask_login import current_user, login_required
 
 from app.converters import MAX_OLDER_THAN_DAYS, arg_int, id_arg, page_arg
-from app.errors import N_, NotFoundError, ServiceError
+from app.errors import NotFoundError, ServiceError
 from app.migration_files.models import ImportState
 from app.support import services
 from app.support.forms import RevokeForm
+from app.templating import import_state_label
 from app.web import origin, unit_of_work
-
-IMPORT_STATE_LABELS = {
-    ImportState.UPLOADING: N_("Uploading"),
-    ImportState.CHECKING: N_("Being checked"),
-    ImportState.AWAITING_CONFIRMATION: N_("Awaiting confirmation"),
-    ImportState.REFUSED: N_("Refused"),
-    ImportState.QUEUED: N_("In the queue"),
-    ImportState.IMPORTING: N_("Being imported"),
-    ImportState.COMPLETED: N_("Done"),
-    ImportState.FAILED: N_("Failed"),
-    ImportState.CANCELLED: N_("Cancelled"),
-}
-
-
-def import_state_label(state) -> str:
-    """The same words as the import pages use (``imports.STATE_LABELS``)."""
-    return _(IMPORT_STATE_LABELS[ImportState(state)])
-
 
 bp = Blueprint("support", __name__, url_prefix="/support")
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import binascii
 import secrets
-import tempfile
 from datetime import datetime, timedelta
 from typing import BinaryIO
 
@@ -27,7 +26,7 @@ from app.db import begin_write, utcnow
 from app.errors import Conflict, Invalid, NotAllowed, NotFoundError, ServiceError
 from app.extensions import db
 from app.scoping import scoped_select
-from app.storage import CHUNK, blob_store
+from app.storage import open_seekable
 from app.uploads import spool
 from app.uploads.models import Upload, UploadState
 
@@ -238,22 +237,8 @@ def completed_upload(actor, token: str) -> Upload:
 
 
 def open_completed(upload: Upload) -> BinaryIO:
-    """A seekable binary file of a complete upload's bytes (``zipfile`` needs seek): the
-    blob file itself for a local store; for S3, a temporary file the blob is copied into
-    in chunks (gone when closed). The caller closes it."""
+    """A seekable binary file of a complete upload's bytes (``zipfile`` needs seek); the
+    caller closes it. See ``app.storage.open_seekable``."""
     if upload.state is not UploadState.COMPLETE or upload.blob_key is None:
         raise NotFoundError()
-    stream = blob_store().open(upload.blob_key)
-    seekable = getattr(stream, "seekable", None)
-    if callable(seekable) and seekable():
-        return stream
-    copy = tempfile.TemporaryFile()  # noqa: SIM115 - handed to the caller
-    try:
-        with stream:
-            while chunk := stream.read(CHUNK):
-                copy.write(chunk)
-        copy.seek(0)
-    except BaseException:
-        copy.close()
-        raise
-    return copy
+    return open_seekable(upload.blob_key)
