@@ -5,7 +5,6 @@ copies in the background; then opens the copied administration and sees its docu
 
 from __future__ import annotations
 
-import contextlib
 import re
 import threading
 import time
@@ -20,6 +19,7 @@ from app.outbox import OutboxMessage, filled_in
 from app.transfers import offers
 from app.transfers.copying import copy_waiting
 from app.transfers.models import Claim, ItemState, Transfer, TransferItem, TransferState
+from tests.browser.helpers import screenshot_on_failure
 from tests.conftest import TEST_PASSWORD
 
 pytestmark = pytest.mark.browser
@@ -29,19 +29,6 @@ CODE_IN_MAIL = re.compile(
     r"(?<![\w-])([0-9A-HJKMNP-TV-Z]{5}(?:-[0-9A-HJKMNP-TV-Z]{5}){4})(?![\w-])"
 )
 WORKER_DELAY_SECONDS = 1.5
-
-
-@contextlib.contextmanager
-def screenshot_on_failure(page, tmp_path):
-    """Keep a full-page screenshot in the test's tmp_path when the block fails."""
-    try:
-        yield
-    except BaseException:
-        path = tmp_path / "failure.png"
-        with contextlib.suppress(Exception):
-            page.screenshot(path=str(path), full_page=True)
-            print(f"screenshot of the failing page: {path} (at {page.url})")
-        raise
 
 
 class Worker(threading.Thread):

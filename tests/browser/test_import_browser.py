@@ -10,7 +10,6 @@ those arrive locked ("Gemigreerd").
 
 from __future__ import annotations
 
-import contextlib
 import re
 import time
 
@@ -20,6 +19,7 @@ from playwright.sync_api import expect
 from app.demo import DESKTOP_ADMINISTRATIONS, write_demo_migration_file
 from app.extensions import db
 from app.migration_files import processing
+from tests.browser.helpers import screenshot_on_failure
 from tests.conftest import TEST_PASSWORD
 
 pytestmark = pytest.mark.browser
@@ -58,18 +58,6 @@ RECORD_BARS = """
 @pytest.fixture(autouse=True)
 def spool_root(app, tmp_path, monkeypatch):
     monkeypatch.setitem(app.config, "UPLOAD_ROOT", str(tmp_path / "spool"))
-
-
-@contextlib.contextmanager
-def screenshot_on_failure(page, tmp_path):
-    try:
-        yield
-    except BaseException:
-        path = tmp_path / "failure.png"
-        with contextlib.suppress(Exception):
-            page.screenshot(path=str(path), full_page=True)
-            print(f"screenshot of the failing page: {path} (at {page.url})")
-        raise
 
 
 def _console_error(message, errors: list[str]) -> None:

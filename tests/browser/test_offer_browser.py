@@ -4,7 +4,6 @@ summary to the transfer code; then the overview lists the offer and withdraws it
 
 from __future__ import annotations
 
-import contextlib
 import re
 
 import pytest
@@ -13,24 +12,12 @@ from playwright.sync_api import expect
 from app.admin_settings.models import Administration, AdministrationState
 from app.extensions import db
 from app.transfers.models import ItemState, Transfer, TransferItem, TransferState
+from tests.browser.helpers import screenshot_on_failure
 from tests.conftest import TEST_PASSWORD
 
 pytestmark = pytest.mark.browser
 
 CODE = re.compile(r"^[0-9A-HJKMNP-TV-Z]{5}(-[0-9A-HJKMNP-TV-Z]{5}){4}$")
-
-
-@contextlib.contextmanager
-def screenshot_on_failure(page, tmp_path):
-    """Keep a full-page screenshot in the test's tmp_path when the block fails."""
-    try:
-        yield
-    except BaseException:
-        path = tmp_path / "failure.png"
-        with contextlib.suppress(Exception):
-            page.screenshot(path=str(path), full_page=True)
-            print(f"screenshot of the failing page: {path} (at {page.url})")
-        raise
 
 
 def test_superuser_offers_two_administrations_and_withdraws_the_offer(build, page, tmp_path):

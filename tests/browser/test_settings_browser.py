@@ -3,7 +3,6 @@ counts, approve one document from its row and see the counts change."""
 
 from __future__ import annotations
 
-import contextlib
 import time
 
 import pytest
@@ -11,22 +10,10 @@ from playwright.sync_api import expect
 
 from app.admin_settings.models import Document, DocumentStatus
 from app.extensions import db
+from tests.browser.helpers import screenshot_on_failure
 from tests.conftest import TEST_PASSWORD
 
 pytestmark = pytest.mark.browser
-
-
-@contextlib.contextmanager
-def screenshot_on_failure(page, tmp_path):
-    """Keep a full-page screenshot in the test's tmp_path when the block fails."""
-    try:
-        yield
-    except BaseException:
-        path = tmp_path / "failure.png"
-        with contextlib.suppress(Exception):
-            page.screenshot(path=str(path), full_page=True)
-            print(f"screenshot of the failing page: {path} (at {page.url})")
-        raise
 
 
 def test_superuser_approves_a_document_and_the_counts_follow(build, page, tmp_path):

@@ -4,7 +4,6 @@ a copy that has hung for two hours with its reason, open it, give a reason and r
 
 from __future__ import annotations
 
-import contextlib
 import re
 from datetime import timedelta
 
@@ -20,25 +19,13 @@ from app.extensions import db
 from app.outbox import OutboxMessage
 from app.transfers import claims, offers
 from app.transfers.models import ItemState, Transfer, TransferItem, TransferState
+from tests.browser.helpers import screenshot_on_failure
 from tests.conftest import TEST_PASSWORD
 
 pytestmark = pytest.mark.browser
 
 SUPPORT_EMAIL = "support@overdracht.example"
 REASON = "De kopie hangt al twee uur; Kantoor Zuid vraagt het opnieuw aan."
-
-
-@contextlib.contextmanager
-def screenshot_on_failure(page, tmp_path):
-    """Keep a full-page screenshot in the test's tmp_path when the block fails."""
-    try:
-        yield
-    except BaseException:
-        path = tmp_path / "failure.png"
-        with contextlib.suppress(Exception):
-            page.screenshot(path=str(path), full_page=True)
-            print(f"screenshot of the failing page: {path} (at {page.url})")
-        raise
 
 
 def shown(app, message: str, **params) -> str:

@@ -8,7 +8,6 @@ the CSP header the app sends; the scripts, the tus requests and the cookies are 
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import re
@@ -21,6 +20,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.uploads.models import Upload, UploadState
+from tests.browser.helpers import screenshot_on_failure
 from tests.conftest import TEST_PASSWORD
 
 pytestmark = pytest.mark.browser
@@ -35,17 +35,6 @@ MiB = 1024 * 1024
 @pytest.fixture(autouse=True)
 def spool_root(app, tmp_path, monkeypatch):
     monkeypatch.setitem(app.config, "UPLOAD_ROOT", str(tmp_path / "spool"))
-
-
-@contextlib.contextmanager
-def screenshot_on_failure(page, tmp_path):
-    try:
-        yield
-    except BaseException:
-        with contextlib.suppress(Exception):
-            page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)
-            print(f"screenshot of the failing page: {tmp_path / 'failure.png'}")
-        raise
 
 
 def _form_html(app, csrf: str) -> str:
