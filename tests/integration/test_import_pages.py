@@ -74,6 +74,8 @@ def test_the_actions_tab_offers_the_import(office, login):
     html = client.get("/settings/migrations/actions").get_data(as_text=True)
     assert "Importeer een migratiebestand" in html
     assert f'href="{BASE}"' in html
+    assert "Exporteer administraties naar een migratiebestand" in html
+    assert 'href="/settings/migrations/export"' in html
 
 
 def test_the_wizard_imports_a_file_from_upload_to_result_csv(
