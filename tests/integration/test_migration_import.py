@@ -13,6 +13,7 @@ from app.extensions import db
 from app.migration_files import imports, processing
 from app.migration_files.export import export_administrations
 from app.migration_files.models import Import, ImportItemState, ImportState
+from app.outbox import OutboxMessage
 from app.storage import blob_store
 from app.web import unit_of_work
 
@@ -114,6 +115,11 @@ def test_confirmed_import_lands_every_document_decided_ones_locked(noord_file, z
     assert all(p.import_item_id for p in provenance)
     result = result_csv(imp)
     assert result.count(";imported;") == 4
+    (mail,) = db.session.scalars(
+        select(OutboxMessage).where(OutboxMessage.kind == "import_completed")
+    ).all()
+    assert mail.to_email == "super@zuid.example"
+    assert f"/settings/migrations/imports/{imp.id}" in mail.body_text
 
 
 def test_importing_the_same_file_again_adds_nothing(noord_file, zuid):
