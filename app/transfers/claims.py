@@ -99,14 +99,8 @@ def find_offer(actor: User, raw_code: str, *, origin: str, now: datetime | None 
     if transfer.source_environment_id == actor.environment_id or not transfer.is_live(now):
         raise CodeRejected("not_claimable")
     if actor.email.lower() not in transfer.recipient_emails:
-        raise CodeRejected(
-            "not_a_recipient",
-            N_(
-                "This offer was not sent to your e-mail address (%(email)s). Ask the offering "
-                "office to offer it to you."
-            ),
-            email=actor.email,
-        )
+        # The same answer as a wrong code: no answer may tell that a code is live.
+        raise CodeRejected("not_a_recipient")
     return transfer
 
 

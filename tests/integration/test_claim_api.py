@@ -555,3 +555,19 @@ def test_a_request_without_a_token_is_401(client, offered):
     response = client.post(f"{API}/preview", json={"code": code})
 
     assert response.status_code == 401
+
+
+def test_a_code_offered_to_another_address_gets_the_dead_code_body(
+    api_client, build, office, other_office, offered
+):
+    _transfer, code, _k, _g = offered
+    second = build.user(other_office.environment, "superuser", email="tweede@zuid.example")
+    speaks_english(second)
+    http, headers = api_client(second)
+
+    live = http.post(f"{API}/preview", json={"code": code}, headers=headers)
+    dead = http.post(f"{API}/preview", json={"code": unknown_code()}, headers=headers)
+
+    assert live.status_code == dead.status_code == 422
+    assert live.get_json() == dead.get_json()
+    assert dead.get_json()["errors"] == {"code": [NEUTRAL]}
