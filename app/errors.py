@@ -167,6 +167,9 @@ def handle_http_exception(error: HTTPException):
     if isinstance(error, RequestEntityTooLarge):
         message = _("The file is too large. The maximum is %(mb)s MB.", mb=_upload_limit_mb())
     headers = error.get_response().headers if code in (405, 429) else {}
+    wait = _retry_after(headers) if code == 429 else None
+    if wait is not None:
+        message = _("Too many attempts. Try again in %(wait)s.", wait=_in_words(wait))
     if wants_json():
         errors = None
         data = getattr(error, "data", None)
@@ -190,6 +193,32 @@ def handle_http_exception(error: HTTPException):
     title = _titles().get(code) or _("Error")
     response = render_template("errors/error.html", code=code, title=title, message=message)
     return response, code, {k: v for k, v in headers.items() if k in ("Allow", "Retry-After")}
+
+
+def _retry_after(headers) -> int | None:
+    """Seconds until a refused request may be made again: the response's own
+    ``Retry-After``, else the breached limit's reset (Flask-Limiter adds the header only
+    after this handler has run)."""
+    value = str(headers.get("Retry-After", ""))
+    if value.isdigit():
+        return int(value)
+    import time
+
+    from app.extensions import limiter
+
+    current = limiter.current_limit
+    if current is None or not current.breached:
+        return None
+    return max(1, current.reset_at - int(time.time()))
+
+
+def _in_words(seconds: int) -> str:
+    """A wait as people say it: "58 minuten", "30 seconden", "3 uur"."""
+    from datetime import timedelta
+
+    from flask_babel import format_timedelta
+
+    return format_timedelta(timedelta(seconds=seconds), threshold=2, add_direction=False)
 
 
 def _upload_limit_mb() -> str:

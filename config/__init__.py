@@ -90,7 +90,10 @@ class Config:
     COPY_LOCK_TIMEOUT_SECONDS = _env_int("COPY_LOCK_TIMEOUT_SECONDS", 5)
     SUPPORT_STUCK_AFTER_MINUTES = _env_int("SUPPORT_STUCK_AFTER_MINUTES", 30)
     # Failed code entries per hour, per user and per environment (NIST SP 800-63B).
+    # Failed transfer-code entries: per user, and per environment with a higher ceiling,
+    # so one person or script cannot lock every colleague out.
     CLAIM_CODE_RATE_LIMIT = "100 per hour"
+    CLAIM_CODE_ENVIRONMENT_RATE_LIMIT = "1000 per hour"
     # Where links in e-mails point; mails are also written outside a request.
     BASE_URL = os.environ.get("BASE_URL", "http://127.0.0.1:5000")
 

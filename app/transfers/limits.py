@@ -1,5 +1,7 @@
-"""Rate limits of transfers: failed code entries, per user and per environment, shared
-by the pages and the API (NIST SP 800-63B: at most 100 failures per hour).
+"""Rate limits of transfers: failed code entries, per user (NIST SP 800-63B: at most
+100 failures per hour) and per environment with a higher ceiling, so that one person or
+script cannot lock every colleague out; shared by the pages and the API. Only code
+entries (POSTs) are limited: opening the fetch page never is.
 
 Only failed entries count: the view that saw a ``CodeRejected`` calls
 ``count_failure()`` before it answers, and the limiter deducts after the response.
@@ -22,8 +24,12 @@ def _failed(response) -> bool:
     return bool(g.get("claim_code_failed"))
 
 
-def _limit() -> str:
+def _user_limit() -> str:
     return current_app.config["CLAIM_CODE_RATE_LIMIT"]
+
+
+def _environment_limit() -> str:
+    return current_app.config["CLAIM_CODE_ENVIRONMENT_RATE_LIMIT"]
 
 
 def _user():
@@ -39,10 +45,18 @@ def _environment_key() -> str:
 
 
 per_user = limiter.shared_limit(
-    _limit, scope="claim-code-user", key_func=_user_key, deduct_when=_failed
+    _user_limit,
+    scope="claim-code-user",
+    key_func=_user_key,
+    deduct_when=_failed,
+    methods=["POST"],
 )
 per_environment = limiter.shared_limit(
-    _limit, scope="claim-code-environment", key_func=_environment_key, deduct_when=_failed
+    _environment_limit,
+    scope="claim-code-environment",
+    key_func=_environment_key,
+    deduct_when=_failed,
+    methods=["POST"],
 )
 
 

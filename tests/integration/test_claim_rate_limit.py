@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -34,7 +35,9 @@ FETCH = "/settings/migrations/fetch"
 CLAIMS = "/settings/migrations/claims"
 PREVIEW_API = "/api/v1/claims/preview"
 LIMIT = 5
-WAIT = "Too many attempts. Wait a moment and try again."
+ENVIRONMENT_LIMIT = 8
+# When to try again, in words, from Retry-After (a one-hour window: about 60 minutes).
+WAIT = re.compile(r"Too many attempts\. Try again in (\d+) minutes\.")
 
 
 def limited_settings(app, database_url, tmp_path, **overrides) -> dict:
@@ -44,6 +47,7 @@ def limited_settings(app, database_url, tmp_path, **overrides) -> dict:
         "PROGRESS_ROOT": str(tmp_path / "progress"),
         "RATELIMIT_ENABLED": True,
         "CLAIM_CODE_RATE_LIMIT": f"{LIMIT} per hour",
+        "CLAIM_CODE_ENVIRONMENT_RATE_LIMIT": f"{ENVIRONMENT_LIMIT} per hour",
         "RATELIMIT_STORAGE_URI": "memory://",
         **overrides,
     }
@@ -110,7 +114,7 @@ def test_after_five_failed_entries_even_the_right_code_gets_429_with_retry_after
     assert [r.status_code for r in failures] == [422] * LIMIT
     assert blocked.status_code == 429
     retry_after(blocked)
-    assert WAIT in blocked.get_data(as_text=True)
+    assert WAIT.search(blocked.get_data(as_text=True))
     # The claim itself shares the limit.
     claim = zuid.post_form(
         CLAIMS,
@@ -160,24 +164,48 @@ def test_a_successful_preview_does_not_count_against_the_limit(
     assert {r.status_code for r in previews} == {200}
 
 
-def test_a_second_user_of_the_same_environment_is_limited_by_the_environments_count(
+def test_one_users_failures_do_not_lock_out_a_colleague_until_the_environments_ceiling(
     make_limited_app, build, office, other_office, zuid_offer
 ):
-    _transfer, code, second = zuid_offer
+    transfer, code, second = zuid_offer
     limited = make_limited_app()
     zuid = log_in(limited, other_office.superuser)
     for _ in range(LIMIT):
         assert zuid.post_form(FETCH, {"code": unknown_code()}).status_code == 422
+    assert zuid.post_form(FETCH, {"code": code}).status_code == 429
+    assert zuid.get(FETCH).status_code == 200, "opening the fetch page is never limited"
 
-    colleague = log_in(limited, second).post_form(FETCH, {"code": code})
-
-    assert colleague.status_code == 429
-    retry_after(colleague)
+    colleague = log_in(limited, second)
+    assert colleague.post_form(FETCH, {"code": unknown_code()}).status_code == 422
+    # The colleague is not locked out by the first user's failures ...
+    for _ in range(ENVIRONMENT_LIMIT - LIMIT - 1):
+        assert colleague.post_form(FETCH, {"code": unknown_code()}).status_code == 422
+    # ... until the environment as a whole reaches its higher ceiling.
+    third = build.user(other_office.environment, "superuser", email="derde@zuid.example")
+    speaks_english(third)
+    stopped = log_in(limited, third).post_form(FETCH, {"code": code})
+    assert stopped.status_code == 429
+    retry_after(stopped)
     # Another environment keeps its own counts.
     oost = build.environment("Kantoor Oost", office_code="OOST")
     oost_super = build.user(oost, "superuser", email="super@oost.example")
     speaks_english(oost_super)
     assert log_in(limited, oost_super).post_form(FETCH, {"code": code}).status_code == 422
+
+
+def test_the_refusal_says_in_dutch_when_to_try_again(make_limited_app, build, other_office):
+    limited = make_limited_app()
+    dutch = build.user(other_office.environment, "superuser", email="nl@zuid.example")
+    client = log_in(limited, dutch)
+    for _ in range(LIMIT):
+        client.post_form(FETCH, {"code": unknown_code()})
+
+    blocked = client.post_form(FETCH, {"code": unknown_code()})
+
+    assert blocked.status_code == 429
+    page = blocked.get_data(as_text=True)
+    assert re.search(r"Te veel pogingen\. Probeer het over \d+ minuten opnieuw\.", page)
+    assert "<h1>Te veel pogingen</h1>" in page, "the page leads with words, not a number"
 
 
 def test_pages_and_api_share_one_count_and_the_api_answers_429_in_json(
@@ -202,7 +230,7 @@ def test_pages_and_api_share_one_count_and_the_api_answers_429_in_json(
     retry_after(blocked)
     body = blocked.get_json()
     assert body["code"] == 429
-    assert body["message"] == WAIT
+    assert WAIT.fullmatch(body["message"])
     assert zuid.post_form(FETCH, {"code": code}).status_code == 429
 
 
@@ -285,7 +313,7 @@ def test_two_processes_on_redis_share_one_count(
     assert [r.status_code for r in rest] == [422] * (LIMIT - child_failures)
     assert blocked.status_code == 429
     retry_after(blocked)
-    assert WAIT in blocked.get_data(as_text=True)
+    assert WAIT.search(blocked.get_data(as_text=True))
 
 
 def test_a_new_memory_limited_app_starts_with_empty_counts(
