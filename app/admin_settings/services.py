@@ -307,14 +307,15 @@ def _workflow(actor: User, administration_id: int, workflow_id: int) -> Workflow
     return workflow
 
 
-def deactivate_workflow(
-    actor: User, administration_id: int, workflow_id: int, *, origin: str
+def set_workflow_active(
+    actor: User, administration_id: int, workflow_id: int, active: bool, *, origin: str
 ) -> Workflow:
+    """Deactivate a workflow, or activate it again (undo); audited when it changes."""
     workflow = _workflow(actor, administration_id, workflow_id)
-    if workflow.active:
-        workflow.active = False
+    if workflow.active != active:
+        workflow.active = active
         audit.record(
-            "workflow_deactivated",
+            "workflow_activated" if active else "workflow_deactivated",
             actor=actor,
             object_type="workflow",
             object_id=workflow.id,
@@ -322,7 +323,7 @@ def deactivate_workflow(
             origin=origin,
             details={"administration_id": administration_id, "name": workflow.name},
         )
-    db.session.flush()
+        db.session.flush()
     return workflow
 
 

@@ -226,17 +226,29 @@ def document_file(administration_id: int, document_id: int):
 
 @bp.post("/administrations/<int:administration_id>/workflows/<int:workflow_id>/deactivate")
 def deactivate_workflow(administration_id: int, workflow_id: int):
+    return _set_workflow_active(administration_id, workflow_id, False)
+
+
+@bp.post("/administrations/<int:administration_id>/workflows/<int:workflow_id>/activate")
+def activate_workflow(administration_id: int, workflow_id: int):
+    return _set_workflow_active(administration_id, workflow_id, True)
+
+
+def _set_workflow_active(administration_id: int, workflow_id: int, active: bool):
     try:
         with unit_of_work():
-            workflow = services.deactivate_workflow(
-                current_user, administration_id, workflow_id, origin=origin()
+            workflow = services.set_workflow_active(
+                current_user, administration_id, workflow_id, active, origin=origin()
             )
     except ServiceError as error:
         if not error.for_the_form:
             raise
         flash(error.translated(), "error")
     else:
-        flash(_("Workflow “%(name)s” has been deactivated.", name=workflow.name), "success")
+        if active:
+            flash(_("Workflow “%(name)s” is active again.", name=workflow.name), "success")
+        else:
+            flash(_("Workflow “%(name)s” has been deactivated.", name=workflow.name), "success")
     return _back(administration_id)
 
 

@@ -698,6 +698,36 @@ def test_deactivating_a_workflow_clears_that_blocker(login, build, office):
     assert row_blockers(html, administration.id) == []
 
 
+def test_a_deactivated_workflow_can_be_activated_again_and_both_ask_first(
+    login, build, office
+):
+    administration = build.administration(office.connection)
+    workflow = build.workflow(administration, name="Inkoop")
+    step = build.authorization_step(administration, office.authorizer)
+    client = login(office.superuser)
+    html = client.get_page(page_of(administration)).get_data(as_text=True)
+    assert "Workflow “Inkoop” deactiveren? Je kunt hem later weer activeren." in html
+    assert f"{office.authorizer.name} uit de autorisatiestroom" in html
+    assert step.id
+
+    client.post_form(workflow_url(administration, workflow, "deactivate"))
+    html = client.get_page(page_of(administration)).get_data(as_text=True)
+    assert workflow_url(administration, workflow, "activate") in html
+    response = client.post_form(workflow_url(administration, workflow, "activate"))
+
+    assert response.status_code == 302
+    db.session.expire_all()
+    assert db.session.get(Workflow, workflow.id).active is True
+    actions = db.session.scalars(
+        select(AuditEvent.action)
+        .where(AuditEvent.action.startswith("workflow_"))
+        .order_by(AuditEvent.id)
+    ).all()
+    assert actions == ["workflow_deactivated", "workflow_activated"]
+    html = client.get_page(LIST).get_data(as_text=True)
+    assert row_counts(html, administration.id)["active_workflows"] == 1
+
+
 def test_deleting_a_workflow_removes_it_and_its_blocker(login, build, office):
     administration = build.administration(office.connection)
     workflow = build.workflow(administration)

@@ -48,6 +48,7 @@ EXPECTATIONS: dict[str, str] = {
     "admin_settings.upload_document": "foreign",
     "admin_settings.document_file": "foreign",
     "admin_settings.deactivate_workflow": "foreign",
+    "admin_settings.activate_workflow": "foreign",
     "admin_settings.delete_workflow": "foreign",
     "admin_settings.remove_authorizer": "foreign",
     "admin_settings.users": "own",
