@@ -68,7 +68,11 @@ def check_receiver(
     clash = db.session.scalar(
         select(func.count())
         .select_from(Administration)
-        .where(Administration.connection_id == connection.id, Administration.code == code)
+        .where(
+            Administration.connection_id == connection.id,
+            Administration.code == code,
+            Administration.holds_its_code,
+        )
     )
     if clash:
         raise LandingRefused(

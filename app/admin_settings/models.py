@@ -23,8 +23,9 @@ from sqlalchemy import (
     String,
     UniqueConstraint,
 )
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column, relationship
-from sqlalchemy.sql import false
+from sqlalchemy.sql import false, text
 
 from app.db import UTCDateTime, utcnow
 from app.extensions import db
@@ -144,8 +145,17 @@ class Administration(TenantMixin, db.Model):
 
     __tablename__ = "administrations"
     __table_args__ = (
-        # The duplicate guard: one code per connection, never merged.
-        UniqueConstraint("connection_id", "code"),
+        # The duplicate guard: one code per connection among the administrations that
+        # are here (active or on offer), never merged. A migrated one (read-only, kept)
+        # leaves its code free, so a client who left can come back.
+        Index(
+            "uq_administrations_connection_code_held",
+            "connection_id",
+            "code",
+            unique=True,
+            sqlite_where=text("state != 'migrated'"),
+            postgresql_where=text("state != 'migrated'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -160,6 +170,11 @@ class Administration(TenantMixin, db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     connection: Mapped[Connection] = relationship(back_populates="administrations")
+
+    @hybrid_property
+    def holds_its_code(self) -> bool:
+        """Counts for the duplicate guard: every state but ``migrated`` (moved away)."""
+        return self.state != AdministrationState.MIGRATED
     workflows: Mapped[list[Workflow]] = relationship(
         back_populates="administration", order_by="Workflow.id", cascade="all, delete-orphan"
     )

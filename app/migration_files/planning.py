@@ -188,7 +188,9 @@ def plan_administration(
         )
     existing = db.session.scalars(
         select(Administration).where(
-            Administration.connection_id == connection_id, Administration.code == row.code
+            Administration.connection_id == connection_id,
+            Administration.code == row.code,
+            Administration.holds_its_code,  # a migrated one moved away: not this client here
         )
     ).first()
     if import_type is Scope.DOCUMENTS and existing is None:

@@ -173,6 +173,7 @@ def preview(actor: User, raw_code: str, *, origin: str, now: datetime | None = N
         select(Administration.connection_id, Administration.code).where(
             Administration.environment_id == actor.environment_id,
             Administration.code.in_([i.administration_code for i in transfer.items]),
+            Administration.holds_its_code,  # a client who left may come back
         )
     ):
         codes.setdefault(connection_id, set()).add(code)
