@@ -129,8 +129,21 @@ class PreviewItem:
         if not self.connections:
             return N_("Your environment has no connection to %(package)s.")
         if all(clash for _c, clash in self.connections):
-            return N_("An administration with code %(code)s already exists under your connection.")
+            return N_(
+                "Your connection %(connections)s already has an administration with code "
+                "%(code)s. Give that administration another code or add another %(package)s "
+                "connection to receive this one, or turn it down."
+            )
         return None
+
+    @property
+    def problem_params(self) -> dict[str, str]:
+        """What ``problem`` names: the package, the code, the connections that clash."""
+        return {
+            "package": Package(self.item.package).label,
+            "code": self.item.administration_code,
+            "connections": ", ".join(f"“{c.name}”" for c, clash in self.connections if clash),
+        }
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 from flask_babel import gettext
 from marshmallow import Schema, fields, validate
 
-from app.admin_settings.models import AdministrationState, Package
+from app.admin_settings.models import AdministrationState
 from app.admin_settings.schemas import BlockerSchema
 from app.schemas import (
     MAX_LIST_ITEMS,
@@ -144,11 +144,7 @@ class PreviewItemSchema(Schema):
     def translated_problem(self, entry) -> str | None:
         if not entry.problem:
             return None
-        return gettext(
-            entry.problem,
-            package=Package(entry.item.package).label,
-            code=entry.item.administration_code,
-        )
+        return gettext(entry.problem, **entry.problem_params)
 
 
 class PreviewSchema(Schema):

@@ -57,5 +57,8 @@ def test_an_active_administration_with_the_code_still_clashes(build, office, oth
 
     preview = claims.preview(other_office.superuser, code, origin="tests")
 
-    assert preview.items[0].problem is not None
     assert [p.clash for p in preview.items[0].choices] == [True]
+    entry = preview.items[0]
+    said = entry.problem % entry.problem_params
+    assert "Your connection “Exact Online” already has an administration with code 2024." in said
+    assert "add another Exact Online connection" in said
