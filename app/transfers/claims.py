@@ -262,7 +262,9 @@ def submit_claim(
         decisions,
         accept_terms=accept_terms,
     )
-    errors = [ServiceError("environment", p) for p in result.problems]
+    # The receiver's own preconditions (the premium plan) only bar accepting: an office
+    # can always turn an offer down, whatever its plan or connections.
+    errors = [ServiceError("environment", p) for p in result.problems] if decided.accepted else []
     errors += [ServiceError(f, message, **params) for f, message, params in decided.problems]
     if errors:
         raise ValidationFailed(errors)
@@ -272,8 +274,9 @@ def submit_claim(
             transfer,
             [(items[i], c) for i, c in decided.accepted],
             [(items[i], m) for i, m in decided.rejected],
-            terms_version=result.terms_version,
-            fee=result.fee,
+            # Nothing accepted: no terms were agreed to, no fee applies.
+            terms_version=result.terms_version if decided.accepted else "",
+            fee=result.fee if decided.accepted else Decimal("0"),
             currency=result.currency,
             origin=origin,
             now=now,

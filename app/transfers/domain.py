@@ -355,6 +355,7 @@ def decide_claim(
                 {},
             )
         )
-    if not accept_terms:
+    if accepted and not accept_terms:
+        # Turning everything down needs no terms and no fee.
         problems.append(("accept_terms", N_("Accept the terms and the fee to claim."), {}))
     return ClaimDecision(accepted, rejected, problems)

@@ -957,6 +957,55 @@ def test_a_claim_the_preview_allows_is_never_left_uncopyable_by_the_same_code_el
     assert target.inbound_email.endswith("@in.overdracht.example")
 
 
+def test_a_standard_plan_office_without_connections_can_turn_an_offer_down_without_the_terms(
+    login, build, office
+):
+    west = build.environment("Kantoor West", plan="standard", office_code="WEST")
+    west_super = build.user(west, "superuser", email="super@west.example")
+    administration = offerable(build, office.connection, name="Garage Snel")
+    transfer, code = offer(office.superuser, [administration], recipients=(west_super.email,))
+    client = login(west_super)
+    client.get_page(FETCH)
+
+    response = client.post_form(
+        CLAIMS,
+        decisions_form(
+            code,
+            {transfer.items[0].id: ("reject", None, "Wij nemen deze klant niet over.")},
+            accept_terms=False,
+        ),
+    )
+
+    assert response.status_code == 302, response.get_data(as_text=True)
+    fresh()
+    assert db.session.get(Transfer, transfer.id).state is TransferState.COMPLETED
+    assert db.session.get(Administration, administration.id).state is AdministrationState.ACTIVE
+    claim = db.session.scalars(select(Claim).where(Claim.transfer_id == transfer.id)).one()
+    assert claim.terms_version == "" and claim.fee_per_administration == 0
+    mail = db.session.scalars(
+        select(OutboxMessage).where(OutboxMessage.kind == "transfer_items_rejected")
+    ).one()
+    assert "Wij nemen deze klant niet over." in mail.body_text
+
+
+def test_accepting_still_needs_the_premium_plan_and_the_terms(login, build, office):
+    west = build.environment("Kantoor West", plan="standard", office_code="WEST")
+    west_super = build.user(west, "superuser", email="super@west.example")
+    connection = build.connection(west)
+    administration = offerable(build, office.connection, name="Garage Snel")
+    transfer, code = offer(office.superuser, [administration], recipients=(west_super.email,))
+    client = login(west_super)
+    client.get_page(FETCH)
+
+    response = client.post_form(
+        CLAIMS,
+        decisions_form(code, {transfer.items[0].id: ("accept", connection.id, None)}),
+    )
+
+    assert response.status_code == 422
+    assert count(Claim) == 0
+
+
 def test_rejecting_every_administration_completes_the_offer_without_a_copy(
     login, build, office, other_office
 ):

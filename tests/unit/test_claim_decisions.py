@@ -202,8 +202,15 @@ def test_claiming_without_accepting_the_terms_is_a_problem_of_the_terms_field():
     assert result.problems == [("accept_terms", "Accept the terms and the fee to claim.", {})]
 
 
-def test_rejecting_everything_still_needs_the_terms_accepted():
-    result = decide([candidate(1)], [reject(1)], accept_terms=False)
+def test_rejecting_everything_needs_no_terms_and_no_fee():
+    result = decide([candidate(1), candidate(2)], [reject(1), reject(2)], accept_terms=False)
+
+    assert fields(result) == []
+    assert [item_id for item_id, _message in result.rejected] == [1, 2]
+
+
+def test_accepting_one_still_needs_the_terms_accepted():
+    result = decide([candidate(1), candidate(2)], [reject(1), accept(2)], accept_terms=False)
 
     assert fields(result) == ["accept_terms"]
 
