@@ -359,7 +359,9 @@ def _item_progress(item: TransferItem, side: str = "target") -> ItemProgress:
     )
     if reported:
         return ItemProgress(item, *reported, side)
-    known = item.state is not ItemState.CLAIMING
+    # Waiting for a worker, or its worker gone: a copy is all or nothing, so nothing has
+    # arrived yet ("0 of 200"). Only a running copy without a figure is "in progress".
+    known = not (item.state is ItemState.CLAIMING and held)
     return ItemProgress(item, 0, item.documents_total or 0, side, known=known)
 
 

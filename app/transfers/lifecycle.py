@@ -22,7 +22,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import OperationalError
 
 from app import audit, leases
-from app.admin_settings.models import Administration, AdministrationState, Connection
+from app.admin_settings.models import Administration, AdministrationState, Connection, Document
 from app.auth.models import User
 from app.errors import N_, Conflict, ServiceError, ValidationFailed
 from app.extensions import db
@@ -378,10 +378,19 @@ def redeem(
         created_at=now,
     )
     db.session.add(claim)
+    # Each copy's size from the start, so its progress reads "0 of 200", not "0 of 0".
+    sizes = dict(
+        db.session.execute(
+            select(Document.administration_id, func.count())
+            .where(Document.administration_id.in_([i.administration_id for i, _c in accepted]))
+            .group_by(Document.administration_id)
+        ).all()
+    )
     for item, connection_id in accepted:
         item.state = ItemState.CLAIMING
         item.target_connection_id = connection_id
         item.fee = fee
+        item.documents_total = sizes.get(item.administration_id, 0)
         item.updated_at = now
     for item, message in rejected:
         item.state = ItemState.REJECTED

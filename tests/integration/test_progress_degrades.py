@@ -41,6 +41,21 @@ def claimed(build, office, other_office):
 def test_the_claim_page_says_bezig_when_progress_cannot_be_read(
     unreachable_redis, claimed, login, other_office
 ):
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from app.db import utcnow
+    from app.extensions import db
+    from app.transfers.models import TransferItem
+
+    # A worker is copying (its lease is held), so only the store could say how far.
+    db.session.execute(
+        update(TransferItem)
+        .where(TransferItem.id == claimed.transfer.items[0].id)
+        .values(lease_owner="worker-1:4242:busy", lease_until=utcnow() + timedelta(minutes=1))
+    )
+    db.session.commit()
     zuid = login(other_office.superuser)
 
     started = time.monotonic()
@@ -68,7 +83,7 @@ def test_the_copy_finishes_when_progress_cannot_be_written(
     assert [(i["state"], i["percent"]) for i in items] == [("migrated", 100)]
 
 
-def test_a_dead_workers_last_figure_is_not_shown_once_its_lease_has_lapsed(
+def test_a_dead_workers_last_figure_gives_way_to_the_truth_once_its_lease_has_lapsed(
     app, claimed, login, other_office
 ):
     from datetime import timedelta
@@ -95,7 +110,8 @@ def test_a_dead_workers_last_figure_is_not_shown_once_its_lease_has_lapsed(
         return zuid.get(f"{CLAIMS}/{claimed.id}/progress").get_json()["items"][0]["text"]
 
     assert shown(utcnow() + timedelta(seconds=60)) == "2 van 3 documenten"
-    assert shown(utcnow() - timedelta(seconds=1)) == "bezig"
+    # Its copy rolled back with it: nothing has arrived, and the real total shows.
+    assert shown(utcnow() - timedelta(seconds=1)) == "0 van 3 documenten"
     progress_store().clear(progress_key(item_id))
 
 
@@ -120,3 +136,11 @@ def test_an_unreachable_document_store_answers_503_in_the_shape_asked_for(
     assert "niet bereikbaar" in page.get_data(as_text=True)
     assert answer.status_code == 503
     assert answer.get_json()["code"] == 503
+
+
+def test_a_waiting_copy_shows_its_real_total_from_the_start(claimed, login, other_office):
+    zuid = login(other_office.superuser)
+
+    items = zuid.get(f"{CLAIMS}/{claimed.id}/progress").get_json()["items"]
+
+    assert [(i["text"], i["total"], i["percent"]) for i in items] == [("0 van 3 documenten", 3, 0)]
