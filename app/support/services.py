@@ -185,6 +185,9 @@ def display_state(transfer: Transfer, now: datetime) -> str:
     claimed = transfer.is_claimed
     state = domain.effective_state(transfer.state, transfer.expires_at, now, claimed=claimed)
     if state is TransferState.OFFERED and claimed:
+        # Being copied, unless a copy failed: then that is what support must see.
+        if any(i.state is ItemState.FAILED for i in transfer.items):
+            return "failed"
         return "claiming"
     return state.value
 

@@ -774,6 +774,8 @@ def test_a_retry_queues_the_failed_copy_and_the_workers_then_make_exactly_one_co
     assert reasons_in(row_of(html, transfer.id)) == [
         "A copy failed: The receiving environment no longer has the premium plan."
     ]
+    # The list says the copy failed, not that it is being copied.
+    assert 'data-state="failed">Failed<' in row_of(html, transfer.id)
     assert 'id="retry"' in page_of(console, f"/support/transfers/{transfer.id}")
     other_office.environment.plan = Plan.PREMIUM
     db.session.commit()
