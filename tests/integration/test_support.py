@@ -348,7 +348,7 @@ def test_each_transfer_shows_the_state_people_see(console, every_state):
         "expired": "expired",
         "unswept": "expired",  # dead the moment it expired, swept or not
         "revoked": "revoked",
-        "failed": "claiming",
+        "failed": "failed",  # a failed copy says so, not "being copied"
     }
     assert 'data-item-state="failed"' in row_of(html, every_state["failed"])
 
