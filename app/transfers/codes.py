@@ -11,8 +11,10 @@ import secrets
 from datetime import datetime
 
 from flask import current_app
+from sqlalchemy import select
 
 from app.db import utcnow
+from app.extensions import db
 from app.tokens import InvalidToken, Purpose, verify
 from app.transfers import domain
 from app.transfers.models import Transfer
@@ -42,19 +44,30 @@ def new_code() -> tuple[str, str, str]:
 
 
 def code_from_link(token: str | None, *, now: datetime | None = None) -> str | None:
-    """The code a signed claim link carries, or ``None`` when the link is bad or expired.
+    """The code a signed claim link carries, or ``None`` when the link is bad or its offer
+    has run out. The offer's own expiry decides, so a link mailed before an extension
+    keeps working for as long as the extended offer does.
 
-    Whether the code still works is decided when it is entered, like any typed code.
+    Whether the code can be claimed is decided when it is entered, like any typed code.
     """
     if not token:
         return None
     now = now or utcnow()
-    max_age = current_app.config["TRANSFER_CODE_TTL_DAYS"] * 86400
+    config = current_app.config
+    # The longest an offer can live: its term, and each extension again.
+    days = config["TRANSFER_CODE_TTL_DAYS"] * (1 + config["TRANSFER_MAX_EXTENSIONS"])
     try:
-        payload = verify(Purpose.CLAIM_LINK, token, max_age=max_age)
+        payload = verify(Purpose.CLAIM_LINK, token, max_age=days * 86400)
     except InvalidToken:
         return None
-    if not isinstance(payload, dict) or payload.get("e", 0) <= now.timestamp():
+    code = payload.get("c") if isinstance(payload, dict) else None
+    if not isinstance(code, str):
         return None
-    code = payload.get("c")
-    return code if isinstance(code, str) else None
+    try:
+        digest = digest_for(domain.normalise_code(code))
+    except domain.CodeError:
+        return None
+    expires_at = db.session.scalar(select(Transfer.expires_at).where(Transfer.code_digest == digest))
+    if expires_at is None or expires_at <= now:
+        return None
+    return code

@@ -130,3 +130,26 @@ def test_extending_twice_at_the_same_moment_says_there_is_nothing_to_extend(
     assert again.status_code == 409
     assert "niets te verlengen" in again.get_json()["message"]
     assert count(AuditEvent, AuditEvent.action == "transfer_extended") == 1
+
+
+def test_the_mailed_link_keeps_working_once_the_offer_is_extended(
+    clock, offered, noord_api, login, other_office
+):
+    from urllib.parse import urlsplit
+
+    from tests.integration.test_outbox import claim_link, code_field, filled_in
+
+    transfer, code = offered
+    (sent,) = [m for m in mails("transfer_offered") if m.to_email == other_office.superuser.email]
+    parts = urlsplit(claim_link(filled_in(sent)[0]))
+    link = f"{parts.path}?{parts.query}"
+    clock.shift(timedelta(days=14))
+    assert extend(noord_api, transfer.id).status_code == 200
+    clock.shift(timedelta(days=5))  # past the expiry the link was made with
+
+    html = login(other_office.superuser).get_page(link).get_data(as_text=True)
+
+    assert code_field(html) == code
+    clock.shift(timedelta(days=11))  # past the extended expiry too
+    html = login(other_office.superuser).get_page(link).get_data(as_text=True)
+    assert code_field(html) == ""
