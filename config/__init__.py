@@ -71,6 +71,7 @@ class Config:
     TRANSFER_CODE_TTL_DAYS = _env_int("TRANSFER_CODE_TTL_DAYS", 15)
     TRANSFER_REMINDER_DAYS = 3
     TRANSFER_MAX_EXTENSIONS = 2  # an open offer's expiry can be moved this often
+    TRANSFER_RESEND_MINUTES = 60  # the code mail can be sent again this often
     TRANSFER_TERMS_VERSION = "2026-11"
     TRANSFERS_PER_PAGE = 25
     TRANSFER_FEE_PER_ADMINISTRATION = os.environ.get("TRANSFER_FEE_PER_ADMINISTRATION", "25.00")

@@ -96,6 +96,17 @@ def extend(transfer_id: int):
     return overview.get_transfer(actor, transfer_id)
 
 
+@blp.route("/<int:transfer_id>/resend", methods=["POST"])
+@blp.response(200, TransferSchema)
+def resend(transfer_id: int):
+    """Send the code mail of an open offer again to the same recipients (at most once an
+    hour); 409 when it has ended or was re-sent within the hour."""
+    actor = api_user()
+    with unit_of_work():
+        offers.resend(actor, transfer_id, origin="api")
+    return overview.get_transfer(actor, transfer_id)
+
+
 claims_blp = Blueprint(
     "claims_api",
     __name__,

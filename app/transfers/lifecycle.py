@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from flask import current_app
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import OperationalError
 
 from app import audit, leases
@@ -287,6 +287,42 @@ def extend(actor: User, transfer: Transfer, *, origin: str, now: datetime) -> No
         details={"expires_at": new_expiry.isoformat(), "extensions": transfer.extensions},
     )
     notifications.offer_extended(transfer)
+
+
+def resend(actor: User, transfer: Transfer, *, origin: str, now: datetime) -> None:
+    """Send the code mail of a live offer again to the same recipients (a copy to the
+    requester), at most once per ``TRANSFER_RESEND_MINUTES``."""
+    if not transfer.is_live(now):
+        raise Conflict("transfer", why_final(transfer, now))
+    minutes = current_app.config["TRANSFER_RESEND_MINUTES"]
+    since = now - timedelta(minutes=minutes)
+    won = db.session.execute(
+        update(Transfer)
+        .where(
+            Transfer.id == transfer.id,
+            Transfer.is_live(now),
+            or_(Transfer.resent_at.is_(None), Transfer.resent_at <= since),
+        )
+        .values(resent_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.expire(transfer)
+    if won.rowcount != 1:
+        raise Conflict(
+            "transfer",
+            N_("The code mail was sent again less than %(minutes)d minutes ago."),
+            minutes=minutes,
+        )
+    audit.record(
+        "transfer_resent",
+        actor=actor,
+        object_type="transfer",
+        object_id=transfer.id,
+        environment_id=transfer.source_environment_id,
+        origin=origin,
+        details={"recipients": transfer.recipient_emails},
+    )
+    notifications.offer_made(transfer)
 
 
 def expire(transfer: Transfer, *, now: datetime) -> bool:

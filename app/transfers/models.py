@@ -77,6 +77,7 @@ class Transfer(db.Model):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     reminder_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     extensions: Mapped[int] = mapped_column(Integer, default=0)  # times the expiry was extended
+    resent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the code mail, again
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     ended_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
 

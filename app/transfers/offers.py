@@ -272,3 +272,11 @@ def extend(actor: User, transfer_id: int, *, origin: str, now: datetime | None =
     transfer, _side = access.transfer_for(actor, transfer_id, sides=(Side.OUTGOING,))
     lifecycle.extend(actor, transfer, origin=origin, now=now or utcnow())
     return transfer
+
+
+def resend(actor: User, transfer_id: int, *, origin: str, now: datetime | None = None) -> Transfer:
+    """Send the code mail of an open offer again (at most once an hour)."""
+    require_migrate(actor)
+    transfer, _side = access.transfer_for(actor, transfer_id, sides=(Side.OUTGOING,))
+    lifecycle.resend(actor, transfer, origin=origin, now=now or utcnow())
+    return transfer

@@ -251,6 +251,10 @@ class TransferView:
     code: str | None
     items: list[tuple[TransferItem, ItemState]]
     can_withdraw: bool
+    # The offering side's actions on a live offer, and when its reminder goes out.
+    can_extend: bool = False
+    can_resend: bool = False
+    reminder_at: datetime | None = None
 
     @property
     def item_rows(self) -> list[ItemRow]:
@@ -270,6 +274,7 @@ def get_transfer(actor: User, transfer_id: int, *, now: datetime | None = None) 
     transfer, side = access.transfer_for(actor, transfer_id, sides=(Side.OUTGOING, Side.INCOMING))
     direction = side.value
     claimed = transfer.is_claimed
+    outgoing_live = direction == "outgoing" and transfer.is_live(now)
     items = [
         (
             i,
@@ -292,5 +297,13 @@ def get_transfer(actor: User, transfer_id: int, *, now: datetime | None = None) 
             transfer.expires_at,
             now,
             claimed=claimed,
+        ),
+        can_extend=outgoing_live
+        and transfer.extensions < current_app.config["TRANSFER_MAX_EXTENSIONS"],
+        can_resend=outgoing_live,
+        reminder_at=(
+            transfer.expires_at - timedelta(days=current_app.config["TRANSFER_REMINDER_DAYS"])
+            if outgoing_live and transfer.reminder_sent_at is None
+            else None
         ),
     )

@@ -15,6 +15,7 @@ from flask import (
     stream_with_context,
     url_for,
 )
+from flask_babel import format_datetime
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
@@ -193,6 +194,40 @@ def withdraw(transfer_id: int):
     else:
         flash(_("The offer has been withdrawn; the transfer code no longer works."), "success")
     return redirect(safe_next(request.form.get("next")) or url_for("transfers.overview"))
+
+
+@bp.post("/<int:transfer_id>/extend")
+def extend(transfer_id: int):
+    try:
+        with unit_of_work():
+            transfer = offers.extend(current_user, transfer_id, origin=origin())
+    except ServiceError as error:
+        if not error.for_the_form:
+            raise
+        flash(error.translated(), "error")
+    else:
+        flash(
+            _(
+                "The offer has been extended until %(date)s; the recipients have been told.",
+                date=format_datetime(transfer.expires_at, "medium"),
+            ),
+            "success",
+        )
+    return redirect(url_for("transfers.detail", transfer_id=transfer_id))
+
+
+@bp.post("/<int:transfer_id>/resend")
+def resend(transfer_id: int):
+    try:
+        with unit_of_work():
+            offers.resend(current_user, transfer_id, origin=origin())
+    except ServiceError as error:
+        if not error.for_the_form:
+            raise
+        flash(error.translated(), "error")
+    else:
+        flash(_("The code mail has been sent again to the recipients."), "success")
+    return redirect(url_for("transfers.detail", transfer_id=transfer_id))
 
 
 def _render_preview(code: str, preview, errors: dict | None = None, form_values=None):

@@ -153,3 +153,71 @@ def test_the_mailed_link_keeps_working_once_the_offer_is_extended(
     clock.shift(timedelta(days=11))  # past the extended expiry too
     html = login(other_office.superuser).get_page(link).get_data(as_text=True)
     assert code_field(html) == ""
+
+
+# --------------------------------------------------------------------------- on the page, re-send
+
+
+def test_the_offer_page_extends_shows_the_reminder_and_sends_the_code_mail_again(
+    clock, offered, login, office, other_office
+):
+    transfer, code = offered
+    page_url = f"/settings/migrations/{transfer.id}"
+    client = login(office.superuser)
+    html = client.get_page(page_url).get_data(as_text=True)
+    assert 'id="extend"' in html and 'id="resend"' in html
+    assert "herinnering" in html  # when the reminder goes out
+
+    clock.shift(timedelta(days=3))
+    extended = client.post_form(f"{page_url}/extend", follow_redirects=True)
+    assert "Het aanbod is verlengd tot" in extended.get_data(as_text=True)
+    fresh()
+    assert db.session.get(Transfer, transfer.id).expires_at == T0 + timedelta(days=3 + 15)
+
+    before = len(mails("transfer_offered"))
+    resent = client.post_form(f"{page_url}/resend", follow_redirects=True)
+    assert "De codemail is opnieuw naar de ontvangers verstuurd." in resent.get_data(as_text=True)
+    again = mails("transfer_offered")
+    assert len(again) == before + 1
+    assert again[-1].to_email == other_office.superuser.email
+    assert count(OutboxMessage, OutboxMessage.kind == "transfer_offered_copy") == 2
+    assert count(AuditEvent, AuditEvent.action == "transfer_resent") == 1
+
+    too_soon = client.post_form(f"{page_url}/resend", follow_redirects=True)
+    assert "minder dan 60 minuten geleden" in too_soon.get_data(as_text=True)
+    assert len(mails("transfer_offered")) == before + 1
+    clock.shift(timedelta(minutes=61))
+    assert client.post_form(f"{page_url}/resend").status_code == 302
+    assert len(mails("transfer_offered")) == before + 2
+
+
+def test_the_api_sends_the_code_mail_again_at_most_once_an_hour(clock, offered, noord_api):
+    transfer, _code = offered
+    client, headers = noord_api
+
+    first = client.post(f"{API}/{transfer.id}/resend", headers=headers)
+    second = client.post(f"{API}/{transfer.id}/resend", headers=headers)
+
+    assert first.status_code == 200, first.get_json()
+    assert second.status_code == 409
+    assert len(mails("transfer_offered")) == 2  # the offer's own mail and one again
+
+
+def test_an_ended_offer_cannot_be_sent_again(clock, offered, noord_api, office):
+    from app.transfers import offers
+
+    transfer, _code = offered
+    offers.withdraw(office.superuser, transfer.id, origin="tests")
+    db.session.commit()
+    client, headers = noord_api
+
+    assert client.post(f"{API}/{transfer.id}/resend", headers=headers).status_code == 409
+    assert len(mails("transfer_offered")) == 1
+
+
+def test_another_office_cannot_send_an_offers_mail_again(clock, offered, api_client, other_office):
+    transfer, _code = offered
+    client, headers = api_client(other_office.superuser)
+
+    assert client.post(f"{API}/{transfer.id}/resend", headers=headers).status_code == 404
+    assert len(mails("transfer_offered")) == 1
