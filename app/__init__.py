@@ -126,6 +126,7 @@ def select_locale() -> str:
 def register_blueprints(app: Flask) -> None:
     from app.admin_settings.api import blp as administrations_api
     from app.admin_settings.views import bp as admin_settings_bp
+    from app.api_docs import bp as api_docs_bp
     from app.auth.api import blp as auth_api
     from app.auth.views import bp as auth_bp
     from app.extensions import api, csrf
@@ -142,6 +143,7 @@ def register_blueprints(app: Flask) -> None:
     from app.uploads.views import bp as uploads_bp
 
     app.register_blueprint(auth_bp)
+    app.register_blueprint(api_docs_bp)
     app.register_blueprint(admin_settings_bp)
     app.register_blueprint(transfers_bp)
     app.register_blueprint(support_bp)

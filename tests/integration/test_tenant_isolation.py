@@ -33,6 +33,7 @@ from app.uploads.models import Upload, UploadState
 EXPECTATIONS: dict[str, str] = {
     "static": "public",
     "api-docs.openapi_json": "public",
+    "api_docs.docs": "public",
     "auth.index": "own",
     "auth.login": "public",
     "auth.logout": "own",
