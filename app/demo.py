@@ -116,6 +116,8 @@ LOGINS: tuple[DemoLogin, ...] = (
     DemoLogin("user@noord.example", "Mark de Boer", Role.USER, "NOORD"),
     DemoLogin("autorisator@noord.example", "J. de Vries", Role.AUTHORIZER, "NOORD"),
     DemoLogin("super@zuid.example", "Eva Zuidema", Role.SUPERUSER, "ZUID"),
+    # A colleague: one person's failed code entries never lock the other out.
+    DemoLogin("tweede@zuid.example", "Ruben Zuidhof", Role.SUPERUSER, "ZUID"),
     DemoLogin("super@west.example", "Thomas Westerveld", Role.SUPERUSER, "WEST"),
     DemoLogin("support@overdracht.example", "Overdracht Support", Role.SUPPORT, None),
 )

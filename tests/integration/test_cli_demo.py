@@ -1,4 +1,4 @@
-"""``flask demo``: three offices, six logins, Noord's administrations with every blocker."""
+"""``flask demo``: three offices, seven logins, Noord's administrations with every blocker."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from tests.conftest import _empty_all_tables
 LOGINS = {
     "super@noord.example": (Role.SUPERUSER, "NOORD"),
     "super@zuid.example": (Role.SUPERUSER, "ZUID"),
+    "tweede@zuid.example": (Role.SUPERUSER, "ZUID"),
     "super@west.example": (Role.SUPERUSER, "WEST"),
     "user@noord.example": (Role.USER, "NOORD"),
     "autorisator@noord.example": (Role.AUTHORIZER, "NOORD"),
@@ -179,7 +180,7 @@ def test_flask_demo_seeds_three_offices_with_their_plans_and_connections(demo):
         assert count(select(Connection.id).where(Connection.environment_id == offices[code].id))
 
 
-def test_flask_demo_creates_the_six_demo_logins(demo):
+def test_flask_demo_creates_the_demo_logins(demo):
     users = {u.email: u for u in db.session.scalars(select(User))}
 
     assert set(LOGINS) <= set(users)
