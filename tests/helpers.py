@@ -47,3 +47,20 @@ def accept_all(actor, transfer, code, connection, now=None):
     )
     db.session.commit()
     return claim
+
+
+def spreadsheet(text: str) -> tuple[dict[str, str], list[dict[str, str]]]:
+    """A spreadsheet CSV download (``app.csvfiles``) read back: its header block as a
+    dict and its rows; asserts the BOM, the ``;`` layout and the block's SHA-256."""
+    import csv
+    import hashlib
+    import io
+
+    assert text.startswith("\ufeff"), "UTF-8 with a byte-order mark"
+    head, _blank, body = text[1:].partition("\r\n\r\n")
+    block = {r[0]: r[1] for r in csv.reader(io.StringIO(head), delimiter=";") if r}
+    digests = [v for k, v in block.items() if "SHA-256" in k]
+    if digests:
+        assert digests[0] == hashlib.sha256(body.encode("utf-8")).hexdigest()
+    rows = list(csv.DictReader(io.StringIO(body, newline=""), delimiter=";"))
+    return block, rows

@@ -34,6 +34,7 @@ from app.admin_settings.models import (
     ProvenanceOrigin,
 )
 from app.auth.models import User
+from app.csvfiles import safe_cell
 from app.db import begin_write, utcnow
 from app.extensions import db
 from app.leases import Heartbeat, LeasePolicy
@@ -389,9 +390,11 @@ def _document_values(
 
 
 def _csv_rows(rows: list[tuple[str, ...]]) -> bytes:
+    """Rows of the result CSV; the file's names come from elsewhere, so no cell may run
+    as a formula when the list is opened in a spreadsheet (``app.csvfiles``)."""
     out = io.StringIO()
     writer = csv.writer(out, delimiter=fmt.CSV_DELIMITER, lineterminator="\r\n")
-    writer.writerows(rows)
+    writer.writerows([safe_cell(v) for v in row] for row in rows)
     return out.getvalue().encode("utf-8")
 
 

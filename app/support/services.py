@@ -394,13 +394,23 @@ def audit_actions(actor: User | None) -> list[str]:
     )
 
 
+EVIDENCE_COLUMNS = (
+    N_("Section"),
+    N_("Time"),
+    N_("Actor"),
+    N_("Role"),
+    N_("Action"),
+    N_("Subject"),
+    N_("Detail"),
+)
+
+
 def evidence(actor: User | None, transfer_id: int) -> Iterator[list]:
-    """The evidence of one transfer as CSV rows: the offer, the acceptance (terms
+    """The evidence of one transfer as CSV rows (columns ``EVIDENCE_COLUMNS``): the offer, the acceptance (terms
     version and fee), every audited step with actor and time, and per document the
     outcome of the reconciliation. Streams."""
     view = get_transfer(actor, transfer_id)
     transfer, claim = view.transfer, view.claim
-    yield ["section", "time", "actor", "role", "action", "subject", "detail"]
     yield [
         "offer",
         transfer.created_at.isoformat(),
@@ -452,6 +462,7 @@ def evidence(actor: User | None, transfer_id: int) -> Iterator[list]:
     for item in transfer.items:
         if item.state is ItemState.MIGRATED:
             for row in item_reconciliation(item):
+                amount = f"{row.amount:.2f}".replace(".", ",") if row.amount is not None else "-"
                 yield [
                     "document",
                     "",
@@ -459,7 +470,9 @@ def evidence(actor: User | None, transfer_id: int) -> Iterator[list]:
                     "",
                     row.verdict,
                     f"{item.administration_name}: document {row.source_document_id} → "
-                    f"{row.target_document_id or '-'}",
+                    f"{row.target_document_id or '-'} ({row.filename})",
+                    f"invoice date {row.invoice_date or '-'}; amount {amount}; "
+                    f"status {row.status or '-'}; "
                     f"source {row.source_hash}; target {row.target_hash or '-'}",
                 ]
 

@@ -3,9 +3,6 @@ retry, audit trail and evidence. Support staff only; anyone else gets a 404."""
 
 from __future__ import annotations
 
-import csv
-import io
-
 from flask import (
     Blueprint,
     Response,
@@ -21,6 +18,8 @@ from flask_babel import ngettext
 from flask_login import current_user, login_required
 
 from app.converters import MAX_OLDER_THAN_DAYS, arg_int, id_arg, page_arg
+from app.csvfiles import spreadsheet_csv
+from app.db import utcnow
 from app.errors import NotFoundError, ServiceError
 from app.migration_files.models import ImportState
 from app.support import services
@@ -132,23 +131,33 @@ def retry(transfer_id: int):
 
 @bp.get("/transfers/<int:transfer_id>/evidence.csv")
 def evidence(transfer_id: int):
-    services.get_transfer(current_user, transfer_id)  # 404 before the response starts
+    view = services.get_transfer(current_user, transfer_id)  # 404 before the response starts
+    transfer = view.transfer
+    source = transfer.source_environment.name
+    target = transfer.target_environment.name if transfer.target_environment else ""
+    items = len(transfer.items)
 
-    def generate():
-        # Runs while streaming, in a context (and database session) of its own.
-        out = io.StringIO()
-        writer = csv.writer(out)
-        for row in services.evidence(current_user, transfer_id):
-            writer.writerow(row)
-            if out.tell() > 64 * 1024:
-                yield out.getvalue()
-                out.seek(0)
-                out.truncate()
-        yield out.getvalue()
+    def preamble(count: int, digest: str) -> list[list]:
+        return [
+            [_("Evidence of transfer %(id)d", id=transfer_id), ""],
+            [_("Offering office"), source],
+            [_("Receiving office"), target],
+            [_("Made at"), utcnow().replace(microsecond=0)],
+            [_("Administrations"), items],
+            [_("Lines"), count],
+            [_("SHA-256 of the list below"), digest],
+        ]
+
+    # Runs while streaming, in a context (and database session) of its own.
+    generate = spreadsheet_csv(
+        [_(c) for c in services.EVIDENCE_COLUMNS],
+        services.evidence(current_user, transfer_id),
+        preamble=preamble,
+    )
 
     return Response(
-        stream_with_context(generate()),
-        mimetype="text/csv",
+        stream_with_context(generate),
+        mimetype="text/csv; charset=utf-8",
         headers={
             "Content-Disposition": f'attachment; filename="evidence-transfer-{transfer_id}.csv"'
         },

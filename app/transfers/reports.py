@@ -4,19 +4,23 @@ streamed so 100,000 documents are never held in memory at once."""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
 
+from flask_babel import gettext as _
 from sqlalchemy import func, select
 from sqlalchemy.orm import aliased
 
 from app.admin_settings.models import Document
 from app.auth.models import User
+from app.csvfiles import spreadsheet_csv
+from app.db import utcnow
 from app.extensions import db
 from app.storage import blob_store
+from app.templating import label
 from app.transfers.claims import get_claim
 from app.transfers.domain import ItemState
 from app.transfers.models import TransferItem
@@ -30,6 +34,11 @@ class ReconciliationRow:
     source_hash: str
     target_document_id: int | None
     target_hash: str | None
+    # What people look for in the list (the source document's own facts).
+    filename: str = ""
+    invoice_date: date | None = None
+    amount: Decimal | None = None
+    status: str = ""
 
     @property
     def verdict(self) -> str:
@@ -112,7 +121,16 @@ def _rows(item: TransferItem) -> Iterator[ReconciliationRow]:
     source = aliased(Document)
     target = aliased(Document)
     stmt = (
-        select(source.id, source.blob_key, target.id, target.blob_key)
+        select(
+            source.id,
+            source.blob_key,
+            target.id,
+            target.blob_key,
+            source.filename,
+            source.invoice_date,
+            source.amount,
+            source.status,
+        )
         .outerjoin(
             target,
             (target.source_document_id == source.id)
@@ -134,51 +152,95 @@ def _rows(item: TransferItem) -> Iterator[ReconciliationRow]:
 
 
 def _judged(item: TransferItem, chunk: list[tuple], store) -> Iterator[ReconciliationRow]:
-    gone = store.missing({t for _s, _sh, tid, t in chunk if tid is not None}) if chunk else set()
-    for source_id, source_hash, target_id, target_hash in chunk:
+    gone = store.missing({row[3] for row in chunk if row[2] is not None}) if chunk else set()
+    for source_id, source_hash, target_id, target_hash, filename, day, amount, status in chunk:
         # The target's hash is its blob's key; a blob that is gone does not match.
         if target_id is not None and target_hash in gone:
             target_hash = None
         yield ReconciliationRow(
-            item.id, item.administration_name, source_id, source_hash, target_id, target_hash
+            item.id,
+            item.administration_name,
+            source_id,
+            source_hash,
+            target_id,
+            target_hash,
+            filename,
+            day,
+            amount,
+            status.value if status is not None else "",
         )
 
 
 # --- writers ------------------------------------------------------------------------------------
 
-CSV_COLUMNS = (
-    "transfer_item_id",
-    "administration",
-    "source_document_id",
-    "source_sha256",
-    "target_document_id",
-    "target_sha256",
-    "verdict",
-)
+
+def _columns() -> list[str]:
+    """The CSV's column headers, in the reader's language."""
+    return [
+        _("Transfer item"),
+        _("Administration"),
+        _("Source document"),
+        _("File name"),
+        _("Invoice date"),
+        _("Amount"),
+        _("Status"),
+        _("Source SHA-256"),
+        _("Target document"),
+        _("Target SHA-256"),
+        _("Verdict"),
+    ]
 
 
-def reconciliation_csv(rows: Iterable[ReconciliationRow]) -> Iterator[str]:
-    """The per-document rows as CSV, yielded in pieces of about 64 KB."""
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(CSV_COLUMNS)
-    for row in rows:
-        writer.writerow(
-            [
+def _verdict_word(verdict: str) -> str:
+    return {
+        "match": _("match"),
+        "differs": _("differs"),
+        "missing": _("missing"),
+    }.get(verdict, verdict)
+
+
+def reconciliation_csv(
+    rows: Iterable[ReconciliationRow],
+    *,
+    source: str = "",
+    target: str = "",
+    claim_id: int | None = None,
+    made_at: datetime | None = None,
+) -> Iterator[str]:
+    """The per-document rows as a spreadsheet CSV (see ``app.csvfiles``): a header block
+    with the offices, the date, the totals and a SHA-256 over the list, then the rows."""
+    counts = {"match": 0, "other": 0}
+
+    def body() -> Iterator[list]:
+        for row in rows:
+            counts["match" if row.verdict == "match" else "other"] += 1
+            yield [
                 row.item_id,
                 row.administration,
                 row.source_document_id,
+                row.filename,
+                row.invoice_date,
+                row.amount,
+                label(row.status) if row.status else "",
                 row.source_hash,
                 row.target_document_id or "",
                 row.target_hash or "",
-                row.verdict,
+                _verdict_word(row.verdict),
             ]
-        )
-        if out.tell() > 64 * 1024:
-            yield out.getvalue()
-            out.seek(0)
-            out.truncate()
-    yield out.getvalue()
+
+    def preamble(count: int, digest: str) -> list[list]:
+        return [
+            [_("Reconciliation report"), f"{_('Claim')} {claim_id}" if claim_id else ""],
+            [_("Offering office"), source],
+            [_("Receiving office"), target],
+            [_("Made at"), (made_at or utcnow()).replace(microsecond=0)],
+            [_("Documents"), count],
+            [_("Matching"), counts["match"]],
+            [_("Not matching"), counts["other"]],
+            [_("SHA-256 of the list below"), digest],
+        ]
+
+    return spreadsheet_csv(_columns(), body(), preamble=preamble)
 
 
 def reconciliation_json(

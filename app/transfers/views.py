@@ -379,6 +379,13 @@ def reconciliation(claim_id: int, fmt: str):
             mimetype="application/json",
             headers=headers,
         )
+    claim = claims.get_claim(current_user, claim_id)
+    csv_file = reports.reconciliation_csv(
+        rows,
+        source=claim.transfer.source_environment.name,
+        target=claim.transfer.target_environment.name if claim.transfer.target_environment else "",
+        claim_id=claim_id,
+    )
     return Response(
-        stream_with_context(reports.reconciliation_csv(rows)), mimetype="text/csv", headers=headers
+        stream_with_context(csv_file), mimetype="text/csv; charset=utf-8", headers=headers
     )

@@ -5,8 +5,6 @@ nothing copied."""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 import re
@@ -43,7 +41,7 @@ from app.transfers.models import (
 )
 from app.transfers.notifications import claim_link
 from tests.helpers import accept_all as claim_via_service
-from tests.helpers import count, fresh, offer
+from tests.helpers import count, fresh, offer, spreadsheet
 from tests.integration.pages import all_field_errors, field_errors, flash_categories, text_of
 
 MIGRATIONS = "/settings/migrations"
@@ -353,16 +351,19 @@ def test_claiming_one_administration_and_rejecting_another_moves_exactly_the_acc
 
     report = zuid.get(f"{CLAIMS}/{claim.id}/reconciliation.csv")
     assert report.status_code == 200
-    rows = list(csv.DictReader(io.StringIO(report.get_data(as_text=True))))
+    block, rows = spreadsheet(report.get_data(as_text=True))
+    # In the reader's language (this one reads English), ready for a Dutch spreadsheet.
+    assert block["Offering office"] == "Kantoor Noord"
+    assert block["Receiving office"] == "Kantoor Zuid"
+    assert block["Documents"] == "7" and block["Matching"] == "7"
     assert len(rows) == 7
-    assert {int(r["source_document_id"]) for r in rows} == set(source_documents)
+    assert {int(r["Source document"]) for r in rows} == set(source_documents)
     for r in rows:
-        assert r["verdict"] == "match"
-        assert (
-            r["source_sha256"]
-            == r["target_sha256"]
-            == (source_documents[int(r["source_document_id"])].blob_key)
-        )
+        assert r["Verdict"] == "match"
+        source = source_documents[int(r["Source document"])]
+        assert r["Source SHA-256"] == r["Target SHA-256"] == source.blob_key
+        assert r["File name"] == source.filename
+        assert r["Amount"] == f"{source.amount:.2f}".replace(".", ",")
     summary = json.loads(zuid.get(f"{CLAIMS}/{claim.id}/reconciliation.json").get_data())
     by_item = {a["transfer_item_id"]: a for a in summary["administrations"]}
     assert by_item[accept_item.id]["verdict"] == "match"

@@ -5,8 +5,6 @@ the demo's two transfers that need support."""
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 import threading
 import time
@@ -42,7 +40,7 @@ from app.transfers.models import (
     TransferState,
 )
 from tests.helpers import accept_all as claim
-from tests.helpers import count, fresh, offer
+from tests.helpers import count, fresh, offer, spreadsheet
 from tests.integration.pages import field_errors, flash_categories, text_of
 
 SUPPORT_EMAIL = "support@overdracht.example"
@@ -955,7 +953,11 @@ def evidence_rows(console, transfer_id: int) -> list[dict]:
     assert response.status_code == 200
     assert response.mimetype == "text/csv"
     assert f"evidence-transfer-{transfer_id}.csv" in response.headers["Content-Disposition"]
-    return list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
+    block, rows = spreadsheet(response.get_data(as_text=True))
+    assert block["Offering office"] == "Kantoor Noord"
+    assert int(block["Lines"]) == len(rows)
+    # The support console reads English here; the headers are in the reader's language.
+    return [{k.lower(): v for k, v in row.items()} for row in rows]
 
 
 def test_the_evidence_holds_the_offer_the_acceptance_every_step_and_a_match_per_document(
