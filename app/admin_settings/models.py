@@ -175,6 +175,7 @@ class Administration(TenantMixin, db.Model):
     def holds_its_code(self) -> bool:
         """Counts for the duplicate guard: every state but ``migrated`` (moved away)."""
         return self.state != AdministrationState.MIGRATED
+
     workflows: Mapped[list[Workflow]] = relationship(
         back_populates="administration", order_by="Workflow.id", cascade="all, delete-orphan"
     )

@@ -67,7 +67,9 @@ def code_from_link(token: str | None, *, now: datetime | None = None) -> str | N
         digest = digest_for(domain.normalise_code(code))
     except domain.CodeError:
         return None
-    expires_at = db.session.scalar(select(Transfer.expires_at).where(Transfer.code_digest == digest))
+    expires_at = db.session.scalar(
+        select(Transfer.expires_at).where(Transfer.code_digest == digest)
+    )
     if expires_at is None or expires_at <= now:
         return None
     return code

@@ -698,9 +698,7 @@ def test_deactivating_a_workflow_clears_that_blocker(login, build, office):
     assert row_blockers(html, administration.id) == []
 
 
-def test_a_deactivated_workflow_can_be_activated_again_and_both_ask_first(
-    login, build, office
-):
+def test_a_deactivated_workflow_can_be_activated_again_and_both_ask_first(login, build, office):
     administration = build.administration(office.connection)
     workflow = build.workflow(administration, name="Inkoop")
     step = build.authorization_step(administration, office.authorizer)
