@@ -98,8 +98,13 @@ def find_offer(actor: User, raw_code: str, *, origin: str, now: datetime | None 
         )
     if transfer.source_environment_id == actor.environment_id or not transfer.is_live(now):
         raise CodeRejected("not_claimable")
-    if actor.email.lower() not in transfer.recipient_emails:
-        # The same answer as a wrong code: no answer may tell that a code is live.
+    # The code works for the office it was offered to, for any of its superusers; an
+    # offer from before offices were known works for its recipients' addresses. Anyone
+    # else gets the answer of a wrong code: no answer may tell that a code is live.
+    if transfer.receiving_environment_id is not None:
+        if transfer.receiving_environment_id != actor.environment_id:
+            raise CodeRejected("other_office")
+    elif actor.email.lower() not in transfer.recipient_emails:
         raise CodeRejected("not_a_recipient")
     return transfer
 

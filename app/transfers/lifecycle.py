@@ -22,7 +22,13 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import OperationalError
 
 from app import audit, leases
-from app.admin_settings.models import Administration, AdministrationState, Connection, Document
+from app.admin_settings.models import (
+    Administration,
+    AdministrationState,
+    Connection,
+    Document,
+    Environment,
+)
 from app.auth.models import User
 from app.errors import N_, Conflict, ServiceError, ValidationFailed
 from app.extensions import db
@@ -54,6 +60,7 @@ def offer(
     connection: Connection,
     recipients: list[str],
     *,
+    receiving: Environment | None = None,
     origin: str,
     now: datetime,
 ) -> tuple[Transfer, str]:
@@ -95,6 +102,7 @@ def offer(
         created_at=now,
         expires_at=domain.expiry(now, config["TRANSFER_CODE_TTL_DAYS"]),
         recipients=[TransferRecipient(email=e) for e in recipients],
+        receiving_environment_id=receiving.id if receiving else None,
         items=[
             TransferItem(
                 administration_id=a.id,

@@ -78,12 +78,20 @@ class Transfer(db.Model):
     reminder_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     extensions: Mapped[int] = mapped_column(Integer, default=0)  # times the expiry was extended
     resent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the code mail, again
+    # The office the offer is for, known when it is made (every recipient is one of its
+    # superusers); the code works for that environment only. None on offers from before.
+    receiving_environment_id: Mapped[int | None] = mapped_column(
+        ForeignKey("environments.id", ondelete="SET NULL")
+    )
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     ended_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
 
     source_environment: Mapped[Environment] = relationship(foreign_keys=[source_environment_id])
     target_environment: Mapped[Environment | None] = relationship(
         foreign_keys=[target_environment_id]
+    )
+    receiving_environment: Mapped[Environment | None] = relationship(
+        foreign_keys=[receiving_environment_id]
     )
     recipients: Mapped[list[TransferRecipient]] = relationship(
         back_populates="transfer", order_by="TransferRecipient.id", cascade="all, delete-orphan"

@@ -14,9 +14,15 @@ from flask import current_app
 from flask_babel import gettext
 from sqlalchemy import func, select
 
-from app.admin_settings.models import Administration, AdministrationState, Connection
+from app.admin_settings.models import (
+    Administration,
+    AdministrationState,
+    Connection,
+    Environment,
+    Plan,
+)
 from app.admin_settings.services import AdministrationRow, facts_for
-from app.auth.models import User
+from app.auth.models import Role, User
 from app.db import utcnow
 from app.errors import N_, NotFoundError, ServiceError, ValidationFailed
 from app.extensions import db
@@ -170,8 +176,9 @@ def validate_offer(
     recipient_emails: list[str],
     checklist_confirmed: bool,
     accept_terms: bool,
-) -> tuple[list[Administration], list[str]]:
-    """Check an offer completely; ``ValidationFailed`` lists every problem at once."""
+) -> tuple[list[Administration], list[str], Environment | None]:
+    """Check an offer completely; ``ValidationFailed`` lists every problem at once.
+    Returns the administrations, the cleaned recipients and the receiving office."""
     require_migrate(actor)
     administrations, errors = _selection_errors(actor, administration_ids)
     own_emails = set(
@@ -191,8 +198,11 @@ def validate_offer(
                 "recipient_emails", _RECIPIENT_MESSAGES[problem.problem], email=problem.email
             )
         )
+    sendable = []
     for email in cleaned:
         reason = _unsendable_reason(email)
+        if not reason:
+            sendable.append(email)
         if reason:
             errors.append(
                 ServiceError(
@@ -208,6 +218,9 @@ def validate_offer(
                 "recipient_emails", N_("Give the e-mail address of at least one recipient.")
             )
         )
+    # Only addresses that can get mail at all are looked up as the receiving office's.
+    receiving, office_errors = receiving_office(sendable)
+    errors += office_errors
     if not checklist_confirmed:
         errors.append(
             ServiceError("checklist_confirmed", N_("Confirm all four points of the checklist."))
@@ -216,7 +229,61 @@ def validate_offer(
         errors.append(ServiceError("accept_terms", N_("Accept the terms to send the offer.")))
     if errors:
         raise ValidationFailed(errors)
-    return administrations, cleaned
+    return administrations, cleaned, receiving
+
+
+def receiving_office(emails: list[str]) -> tuple[Environment | None, list[ServiceError]]:
+    """The one other office every recipient is a superuser of, and what is wrong when
+    there is none: an address of nobody (or of a stranger), addresses of two offices, or
+    an office that cannot receive. Client names and a code are never mailed to a typo."""
+    if not emails:
+        return None, []
+    users = {
+        u.email.lower(): u
+        for u in db.session.scalars(select(User).where(func.lower(User.email).in_(emails)))
+    }
+    errors: list[ServiceError] = []
+    offices: dict[int, Environment] = {}
+    for email in emails:
+        user = users.get(email)
+        if user is None or user.environment_id is None or user.role is not Role.SUPERUSER:
+            errors.append(
+                ServiceError(
+                    "recipient_emails",
+                    N_(
+                        "“%(email)s” is not a superuser of an office on this service. An offer "
+                        "goes to the superusers of the receiving office."
+                    ),
+                    email=email,
+                )
+            )
+        else:
+            offices[user.environment_id] = user.environment
+    if len(offices) > 1:
+        errors.append(
+            ServiceError(
+                "recipient_emails",
+                N_(
+                    "These addresses belong to different offices (%(offices)s); one offer goes "
+                    "to one office."
+                ),
+                offices=", ".join(sorted(e.name for e in offices.values())),
+            )
+        )
+        return None, errors
+    office = next(iter(offices.values()), None)
+    if office is not None and office.plan is not Plan.PREMIUM:
+        errors.append(
+            ServiceError(
+                "recipient_emails",
+                N_(
+                    "%(office)s cannot receive administrations: only an office with the premium "
+                    "plan can. Ask them to upgrade first."
+                ),
+                office=office.name,
+            )
+        )
+    return (office if not errors else None), errors
 
 
 BLOCKER_WORDS = {
@@ -241,7 +308,7 @@ def create_offer(
     Returns the transfer and its formatted code. Nothing is created when any input
     is bad (``ValidationFailed``).
     """
-    administrations, recipients = validate_offer(
+    administrations, recipients, receiving = validate_offer(
         actor,
         administration_ids=administration_ids,
         recipient_emails=recipient_emails,
@@ -250,7 +317,13 @@ def create_offer(
     )
     now = now or utcnow()
     return lifecycle.offer(
-        actor, administrations, administrations[0].connection, recipients, origin=origin, now=now
+        actor,
+        administrations,
+        administrations[0].connection,
+        recipients,
+        receiving=receiving,
+        origin=origin,
+        now=now,
     )
 
 

@@ -20,7 +20,7 @@ from app.outbox import OutboxMessage, filled_in
 from app.scheduler import run_all_once
 from app.transfers import jobs, offers
 from app.transfers.models import ItemState, Transfer, TransferState
-from tests.helpers import count, fresh
+from tests.helpers import count, ensure_receivers, fresh
 from tests.integration.pages import flash_categories, text_of
 
 API = "/api/v1/transfers"
@@ -39,6 +39,7 @@ def offer(build, office, recipients=("super@zuid.example",), now=None, administr
         administration = build.administration(office.connection)
         build.document(administration, "approved")
         chosen.append(administration)
+    ensure_receivers(recipients)
     transfer, code = offers.create_offer(
         office.superuser,
         administration_ids=[a.id for a in chosen],

@@ -170,7 +170,9 @@ def test_walking_the_wizard_offers_two_clean_administrations_with_one_code(
     assert administration_states(first, second) == ["offered", "offered"]
 
 
-def test_an_offer_expires_exactly_fifteen_days_after_it_was_made(login, build, office):
+def test_an_offer_expires_exactly_fifteen_days_after_it_was_made(
+    login, build, office, other_office
+):
     administration = clean_administration(build, office.connection)
     client = login(office.superuser)
     before = utcnow()
@@ -184,12 +186,13 @@ def test_an_offer_expires_exactly_fifteen_days_after_it_was_made(login, build, o
     assert before <= transfer.created_at <= utcnow()
 
 
-def test_the_detail_page_after_sending_shows_the_formatted_code(login, build, office):
+def test_the_detail_page_after_sending_shows_the_formatted_code(login, build, office, other_office):
     administration = clean_administration(build, office.connection)
     client = login(office.superuser)
 
     response = walk_the_wizard(client, office.connection, [administration], ["super@zuid.example"])
     html = client.get_page(response.headers["Location"]).get_data(as_text=True)
+    assert '<dd id="receiving-office">Kantoor Zuid</dd>' in html  # the office it is for
 
     fresh()
     transfer = db.session.scalars(select(Transfer)).one()
@@ -735,3 +738,57 @@ def test_offering_and_withdrawing_are_audited_with_the_actor(login, build, offic
         "transfer_withdrawn",
     ]
     assert offered[0].id < withdrawn[0].id
+
+
+def test_an_offer_to_a_stranger_or_to_two_offices_is_refused_and_nothing_is_sent(
+    login, build, office, other_office
+):
+    from app.outbox import OutboxMessage
+
+    west = build.environment("Kantoor West", office_code="WEST")
+    build.user(west, "superuser", email="super@west.example")
+    administration = clean_administration(build, office.connection)
+    client = login(office.superuser)
+
+    stranger = walk_the_wizard(
+        client, office.connection, [administration], ["iemand@extern.example"]
+    )
+    assert stranger.status_code == 422
+    assert "is geen supergebruiker van een kantoor op deze dienst" in stranger.get_data(
+        as_text=True
+    )
+    both = send(client, ["super@zuid.example", "super@west.example"])
+    assert both.status_code == 422
+    assert "horen bij verschillende kantoren (Kantoor West, Kantoor Zuid)" in both.get_data(
+        as_text=True
+    )
+    fresh()
+    assert db.session.scalars(select(Transfer)).all() == []
+    assert db.session.scalars(select(OutboxMessage)).all() == []
+
+
+def test_an_office_without_the_premium_plan_is_refused_with_the_reason(login, build, office):
+    west = build.environment("Kantoor West", plan="standard", office_code="WEST")
+    build.user(west, "superuser", email="super@west.example")
+    administration = clean_administration(build, office.connection)
+    client = login(office.superuser)
+
+    response = walk_the_wizard(client, office.connection, [administration], ["super@west.example"])
+
+    assert response.status_code == 422
+    assert "Kantoor West kan geen administraties ontvangen" in response.get_data(as_text=True)
+    fresh()
+    assert db.session.scalars(select(Transfer)).all() == []
+
+
+def test_the_code_works_for_the_receiving_office_only(build, office, other_office):
+    from app.transfers import claims
+    from app.transfers.claims import CodeRejected
+
+    west = build.environment("Kantoor West", office_code="WEST")
+    west_super = build.user(west, "superuser", email="super@west.example")
+    _transfer, code = offer(office.superuser, [clean_administration(build, office.connection)])
+
+    with pytest.raises(CodeRejected):
+        claims.find_offer(west_super, code, origin="tests")
+    assert claims.find_offer(other_office.superuser, code, origin="tests")

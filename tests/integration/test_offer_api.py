@@ -30,6 +30,12 @@ def clean_administration(build, connection, name=None):
     return administration
 
 
+@pytest.fixture(autouse=True)
+def zuid_receives(other_office):
+    """The default recipient, super@zuid.example, is the superuser of a premium office
+    (Kantoor Zuid): an offer goes nowhere else."""
+
+
 def good_offer(*administrations, recipients=("super@zuid.example",)) -> dict:
     return {
         "administration_ids": [a.id for a in administrations],

@@ -26,6 +26,7 @@ from app.extensions import db
 from app.outbox import OutboxMessage, OutboxState, backoff, filled_in, relay_outbox
 from app.transfers import offers
 from app.transfers.models import Transfer
+from tests.helpers import ensure_receivers
 
 API = "/api/v1/transfers"
 FETCH = "/settings/migrations/fetch"
@@ -101,6 +102,7 @@ def clean_administration(build, connection, name=None):
 
 
 def offer(actor, administrations, recipients):
+    ensure_receivers(recipients)
     transfer, code = offers.create_offer(
         actor,
         administration_ids=[a.id for a in administrations],
@@ -390,17 +392,16 @@ def test_the_relay_kicked_after_a_request_delivers_the_offer_mails(
 
 
 def test_each_mail_is_written_in_its_recipients_language(build, office, other_office):
+    colleague = build.user(other_office.environment, "superuser", email="tweede@zuid.example")
     other_office.superuser.language = "en"
-    other_office.user.language = "nl"
+    colleague.language = "nl"
     db.session.commit()
     administration = clean_administration(build, office.connection)
 
-    offer(
-        office.superuser, [administration], [other_office.superuser.email, other_office.user.email]
-    )
+    offer(office.superuser, [administration], [other_office.superuser.email, colleague.email])
 
     rows = {m.to_email: m for m in outbox() if m.kind == "transfer_offered"}
-    english, dutch = rows[other_office.superuser.email], rows[other_office.user.email]
+    english, dutch = rows[other_office.superuser.email], rows[colleague.email]
     assert (english.language, dutch.language) == ("en", "nl")
     assert english.subject == "Kantoor Noord offers you 1 administration(s)"
     assert "Transfer code:" in english.body_text

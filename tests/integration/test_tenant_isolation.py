@@ -24,6 +24,7 @@ from app.transfers.copying import copy_waiting
 from app.transfers.models import Transfer
 from app.transfers.offers import create_offer
 from app.uploads.models import Upload, UploadState
+from tests.helpers import ensure_receivers
 
 # What a superuser of another environment gets from each endpoint:
 #   "foreign" — the path names a Noord object: 404 for every method;
@@ -150,6 +151,7 @@ def noord(office, build, api_client):
     api_client(office.superuser)  # gives Noord's superuser a token to aim at
     offered = build.administration(office.connection, name=SECRET_NAME + " (aangeboden)")
     build.document(offered, "approved")
+    ensure_receivers(["someone@elsewhere.example"])  # a third office, not the walker's
     transfer, _code = create_offer(
         office.superuser,
         administration_ids=[offered.id],

@@ -35,7 +35,7 @@ from app.extensions import db
 from app.outbox import OutboxMessage, OutboxState, relay_outbox
 from app.transfers import offers
 from app.web import unit_of_work
-from tests.helpers import fresh
+from tests.helpers import ensure_receivers, fresh
 from tests.reliability.processes import free_port, wait_until
 
 CRAWL = 2.5  # seconds per SMTP command of the crawling server
@@ -223,6 +223,7 @@ def test_a_hanging_server_holds_nothing_open_and_offers_answer_at_once(
             wait_until(lambda: len(server.accepted) >= 2, timeout=10, what="relays connected")
             # While both relays wait on the server: an offer (which queues mail) is quick.
             source = build.administration(office.connection, code="5501")
+            ensure_receivers(["super@zuid.example"])
             fresh()
             asked = time.monotonic()
             with unit_of_work():
@@ -306,6 +307,8 @@ def test_a_non_ascii_local_part_is_accepted_when_the_server_speaks_smtputf8(
     app, build, office, monkeypatch
 ):
     monkeypatch.setitem(app.config, "MAIL_SMTPUTF8", True)
-    _administrations, recipients = _offer_to(office, build, "5602", "ü@zuid.example")
+    ensure_receivers(["ü@zuid.example"])  # a superuser of Kantoor Zuid
+    _administrations, recipients, receiving = _offer_to(office, build, "5602", "ü@zuid.example")
     assert len(recipients) == 1
+    assert receiving.name == "Kantoor Zuid"
     fresh()

@@ -199,7 +199,8 @@ class TransferMachine(RuleBasedStateMachine):
 
     @rule(data=st.data())
     def offer(self, data) -> None:
-        """An office offers one or two of its active administrations to another office."""
+        """An office offers one or two of its active administrations to another office
+        (refused for one without the premium plan)."""
         self._offer(data)
 
     def _offer(self, data) -> None:
@@ -226,6 +227,11 @@ class TransferMachine(RuleBasedStateMachine):
                 "accept_terms": True,
             },
         )
+        if not to.premium:
+            # An office that cannot receive is refused at once, and nothing is offered.
+            assert response.status_code == 422, response.get_json()
+            assert set(response.get_json()["errors"]) == {"recipient_emails"}
+            return
         assert response.status_code == 201, response.get_json()
         body = response.get_json()
         assert body["state"] == "offered" and body["direction"] == "outgoing"
