@@ -39,7 +39,6 @@ import re
 import resource
 import sys
 import tempfile
-import threading
 import time
 import tracemalloc
 from collections import defaultdict
@@ -71,6 +70,7 @@ from app.transfers import claims, offers
 from app.transfers import copying as copy
 from app.transfers.models import ItemState, TransferItem
 from bench._offices import premium_office
+from bench._shared import RssSampler
 
 RATIO_LIMIT = 2.0
 MEMORY_LIMIT_MB = 100.0
@@ -389,39 +389,6 @@ def sql_timer(engine: Engine) -> Iterator[list[tuple[float, float, str]]]:
         event.remove(engine, "before_cursor_execute", before)
         event.remove(engine, "after_cursor_execute", after)
         event.remove(engine, "commit", commit)
-
-
-def _rss() -> int:
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
-class RssSampler:
-    """The highest resident size seen while running, sampled every few milliseconds."""
-
-    def __init__(self, interval: float = 0.005) -> None:
-        self.interval = interval
-        self.peak = self.start = _rss()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, _rss())
-            self._stop.wait(self.interval)
-
-    def __enter__(self) -> RssSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, _rss())
-
-    @property
-    def growth(self) -> int:
-        return self.peak - self.start
 
 
 @dataclass

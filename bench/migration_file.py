@@ -49,14 +49,11 @@ import http.client
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -84,6 +81,7 @@ from app.migration_files.models import Import, ImportState  # noqa: E402
 from app.storage import blob_store  # noqa: E402
 from app.web import unit_of_work  # noqa: E402
 from bench._offices import PASSWORD, premium_office  # noqa: E402
+from bench._shared import RssSampler, apt_install, free_port, gunicorn  # noqa: E402
 
 EXPORT_LIMIT = 1.5  # at most this many times zip -0 -r
 IMPORT_LIMIT = 2.0  # at most this many times unzip + sha256sum
@@ -96,51 +94,6 @@ BATCH = 5_000
 
 
 # --- tools ------------------------------------------------------------------------------------
-
-
-def ensure_tools() -> None:
-    missing = [tool for tool in ("zip", "unzip") if shutil.which(tool) is None]
-    if not missing:
-        return
-    print(f"  {' and '.join(missing)} missing: apt-get install -y {' '.join(missing)}", flush=True)
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "--no-install-recommends", *missing]
-    if subprocess.run(install, env=env, capture_output=True).returncode != 0:
-        subprocess.run(["apt-get", "update"], env=env, check=True, capture_output=True)
-        subprocess.run(install, env=env, check=True, capture_output=True)
-
-
-def _rss() -> int:
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
-class RssSampler:
-    """The highest resident size seen while running, sampled every few milliseconds."""
-
-    def __init__(self, interval: float = 0.005) -> None:
-        self.interval = interval
-        self.peak = self.start = _rss()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, _rss())
-            self._stop.wait(self.interval)
-
-    def __enter__(self) -> RssSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, _rss())
-
-    @property
-    def growth_mb(self) -> float:
-        return (self.peak - self.start) / MB
 
 
 def timed(work: Callable[[], object]) -> float:
@@ -327,34 +280,6 @@ def unzip_floor(path: Path, into: Path) -> None:
 # --- upload -----------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def gunicorn(app_spec: str, env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
-    binary = Path(sys.executable).with_name("gunicorn")
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            [str(binary), "-c", str(ROOT / "gunicorn.conf.py"), app_spec],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        yield proc
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 def server_env(url: str, tmp: Path, port: int) -> dict[str, str]:
     env = {
         k: v
@@ -529,7 +454,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.documents = 2_000
-    ensure_tools()
+    apt_install("zip", "unzip")
     size = args.size_kb * 1024
 
     with tempfile.TemporaryDirectory(prefix="bench-migration-file-") as tmp_name:

@@ -34,8 +34,6 @@ import os
 import re
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -47,6 +45,8 @@ from urllib.parse import urlencode
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+
+from bench._shared import apt_install, free_port, gunicorn
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/bench_web_load"
@@ -64,20 +64,8 @@ OFFERS = 10_000
 
 def ensure_wrk() -> str:
     """The path of wrk, installed from Debian's packages when it is missing."""
-    found = shutil.which("wrk")
-    if found:
-        return found
-    print("  wrk is missing: apt-get install -y wrk", flush=True)
-    apt = {"DEBIAN_FRONTEND": "noninteractive"}
-    env = {**os.environ, **apt}
-    install = ["apt-get", "install", "-y", "--no-install-recommends", "wrk"]
-    if subprocess.run(install, env=env, capture_output=True).returncode != 0:
-        subprocess.run(["apt-get", "update"], env=env, check=True, capture_output=True)
-        subprocess.run(install, env=env, check=True, capture_output=True)
-    found = shutil.which("wrk")
-    if not found:
-        raise SystemExit("wrk could not be installed")
-    return found
+    apt_install("wrk")
+    return shutil.which("wrk")
 
 
 @contextlib.contextmanager
@@ -102,12 +90,6 @@ def database(base_url: str) -> Iterator[str]:
 # --- the server -------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def server_env(url: str, tmp: Path, port: int, secret: str) -> dict[str, str]:
     env = {
         k: v
@@ -128,29 +110,6 @@ def server_env(url: str, tmp: Path, port: int, secret: str) -> dict[str, str]:
         PYTHONPATH=str(ROOT),
     )
     return env
-
-
-@contextlib.contextmanager
-def gunicorn(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
-    """gunicorn -c gunicorn.conf.py wsgi:app, its log in ``log``; stopped afterwards."""
-    binary = Path(sys.executable).with_name("gunicorn")
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [str(binary), "-c", str(ROOT / "gunicorn.conf.py"), "wsgi:app"],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        yield proc
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @dataclass
@@ -430,7 +389,7 @@ def main(argv: list[str] | None = None) -> int:
         # The seed's codes are keyed with its app's SECRET_KEY: the server needs the same.
         env = server_env(url, tmp, port, seeded.app.config["SECRET_KEY"])
         log = tmp / "gunicorn.log"
-        with gunicorn(env, log) as proc:
+        with gunicorn("wsgi:app", env, log) as proc:
             wait_until_up(proc, port, log)
             workers = re.findall(r"Booting worker with pid", log.read_text())
             try:
