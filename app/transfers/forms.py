@@ -1,7 +1,9 @@
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, FieldList, StringField
+from wtforms import BooleanField, FieldList, HiddenField, StringField
 from wtforms.validators import DataRequired, Length, Optional
+
+from app.schemas import MAX_RECIPIENTS
 
 
 class ChecklistForm(FlaskForm):
@@ -29,9 +31,15 @@ class SummaryForm(FlaskForm):
     recipient_emails = FieldList(
         StringField(_l("Recipient e-mail address"), validators=[Optional(), Length(max=254)]),
         min_entries=3,
-        max_entries=10,
+        max_entries=MAX_RECIPIENTS,
     )
     accept_terms = BooleanField(_l("I accept the terms of the transfer."))
+    # The office the sender saw named on the summary; the offer goes out only to it.
+    confirmed_office = HiddenField()
+
+    def add_recipient_row(self) -> None:
+        if len(self.recipient_emails) < MAX_RECIPIENTS:
+            self.recipient_emails.append_entry()
 
 
 class WithdrawForm(FlaskForm):

@@ -212,6 +212,14 @@ def validate_offer(
                     reason=gettext(reason),
                 )
             )
+    if len(cleaned) > current_app.config["MAX_RECIPIENTS"]:
+        errors.append(
+            ServiceError(
+                "recipient_emails",
+                N_("An offer goes to at most %(max)d recipients."),
+                max=current_app.config["MAX_RECIPIENTS"],
+            )
+        )
     if not cleaned and not problems:
         errors.append(
             ServiceError(
@@ -301,12 +309,14 @@ def create_offer(
     checklist_confirmed: bool,
     accept_terms: bool,
     origin: str,
+    confirmed_office_id: int | None = None,
     now: datetime | None = None,
 ) -> tuple[Transfer, str]:
     """Offer administrations to another office: a code, mails, the administrations on offer.
 
     Returns the transfer and its formatted code. Nothing is created when any input
-    is bad (``ValidationFailed``).
+    is bad (``ValidationFailed``), nor when ``confirmed_office_id`` (the office the
+    sender was shown) is given and the recipients belong to another one.
     """
     administrations, recipients, receiving = validate_offer(
         actor,
@@ -315,6 +325,15 @@ def create_offer(
         checklist_confirmed=checklist_confirmed,
         accept_terms=accept_terms,
     )
+    if confirmed_office_id is not None and receiving.id != confirmed_office_id:
+        raise ServiceError(
+            "recipient_emails",
+            N_(
+                "The recipients now belong to %(office)s, not to the office shown before. "
+                "Check the receiving office and send again."
+            ),
+            office=receiving.name,
+        )
     now = now or utcnow()
     return lifecycle.offer(
         actor,

@@ -50,6 +50,13 @@ class ItemSchema(Schema):
     )
 
 
+class EnvironmentRefSchema(Schema):
+    """An office named in a transfer."""
+
+    id = fields.Integer()
+    name = Text()
+
+
 class TransferSchema(Schema):
     """One offer, dumped from an ``overview.TransferView``. ``code`` and the recipients
     are present only for the offering environment's superusers."""
@@ -59,6 +66,12 @@ class TransferSchema(Schema):
     code = Text(allow_none=True)
     state = fields.Enum(TransferState, by_value=True)
     source_environment = Text(attribute="transfer.source_environment.name")
+    target_environment = fields.Nested(
+        EnvironmentRefSchema,
+        attribute="transfer.receiving_environment",
+        allow_none=True,
+        metadata={"description": "The office the offer is meant for (only it can claim)."},
+    )
     recipient_emails = fields.List(Text())
     terms_version = Text(attribute="transfer.terms_version")
     created_at = fields.DateTime(attribute="transfer.created_at")

@@ -146,33 +146,47 @@ def move_summary():
     rows = [offers.preflight_administration(current_user, i) for i in ids]
     form = SummaryForm()
     errors: dict[str, list[str]] = {}
-    if form.validate_on_submit():
+    receiving = None
+    if request.method == "POST" and "add_recipient" in request.form:
+        form.add_recipient_row()
+        form.confirmed_office.data = ""
+    elif form.validate_on_submit():
+        offer = dict(
+            administration_ids=ids,
+            recipient_emails=[e for e in form.recipient_emails.data if e],
+            checklist_confirmed=bool(state.get("checklist")),
+            accept_terms=form.accept_terms.data,
+        )
+        confirmed = as_id(form.confirmed_office.data)
         try:
             with unit_of_work():
-                transfer, code = offers.create_offer(
-                    current_user,
-                    administration_ids=ids,
-                    recipient_emails=[e for e in form.recipient_emails.data if e],
-                    checklist_confirmed=bool(state.get("checklist")),
-                    accept_terms=form.accept_terms.data,
-                    origin=origin(),
-                )
+                if confirmed is None:
+                    # First the sender sees which office the recipients belong to.
+                    receiving = offers.validate_offer(current_user, **offer)[2]
+                else:
+                    transfer, code = offers.create_offer(
+                        current_user, **offer, confirmed_office_id=confirmed, origin=origin()
+                    )
         except ServiceError as failure:
             if not failure.for_the_form:
                 raise
             errors = failure.by_field()
         else:
-            session.pop(WIZARD, None)
-            flash(
-                _("The offer has been sent. Transfer code: %(code)s", code=code),
-                "success",
-            )
-            return redirect(url_for("transfers.detail", transfer_id=transfer.id))
+            if receiving is None:
+                session.pop(WIZARD, None)
+                flash(
+                    _("The offer has been sent. Transfer code: %(code)s", code=code),
+                    "success",
+                )
+                return redirect(url_for("transfers.detail", transfer_id=transfer.id))
+        form.confirmed_office.data = str(receiving.id) if receiving else ""
     return render_template(
         "transfers/move_summary.html",
         form=form,
         rows=rows,
         errors=errors,
+        receiving=receiving,
+        max_recipients=current_app.config["MAX_RECIPIENTS"],
     ), 422 if errors or form.errors else 200
 
 

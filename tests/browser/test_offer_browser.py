@@ -82,7 +82,14 @@ def test_superuser_offers_two_administrations_and_withdraws_the_offer(build, pag
         expect(page.locator('table[data-table="summary"]')).to_contain_text("Hoveniers Het Anker")
         page.locator("#recipient_emails-0").fill("super@zuid.example")
         page.locator('input[name="accept_terms"]').check()
-        page.locator("main form button[type=submit]").click()
+        page.locator("#send-offer").click()
+
+        # The first press names the receiving office and sends nothing; the second sends.
+        expect(page.locator("#receiving-office-check")).to_contain_text(
+            "Ontvangend kantoor: Kantoor Zuid"
+        )
+        expect(page.locator("#send-offer")).to_have_text("Verstuur het aanbod naar Kantoor Zuid")
+        page.locator("#send-offer").click()
 
         # The offer's page shows the code.
         page.wait_for_url(re.compile(r"/settings/migrations/\d+$"))

@@ -21,7 +21,7 @@ from app.extensions import db
 from app.outbox import OutboxMessage
 from app.transfers import codes, offers
 from app.transfers.models import ItemState, Transfer, TransferItem, TransferState
-from tests.helpers import count, fresh, offer
+from tests.helpers import count, ensure_receivers, fresh, offer
 from tests.integration.pages import flash_categories, text_of
 
 MIGRATIONS = "/settings/migrations"
@@ -76,12 +76,29 @@ def choose(client, connection, administrations):
     )
 
 
-def send(client, recipients, accept_terms=True):
-    client.get_page(SUMMARY)
+def summary_data(recipients, accept_terms=True) -> dict:
     data = {f"recipient_emails-{i}": email for i, email in enumerate(recipients)}
     if accept_terms:
         data["accept_terms"] = "y"
-    return client.post_form(SUMMARY, data)
+    return data
+
+
+def confirmed_office(html: str) -> str | None:
+    """The receiving office the summary names before sending (its hidden id), if any."""
+    match = re.search(r'name="confirmed_office" type="hidden" value="(\d+)"', html)
+    return match.group(1) if match else None
+
+
+def send(client, recipients, accept_terms=True):
+    """Fill in the summary and send: the first press names the receiving office and
+    sends nothing; the second, for that office, sends. Returns the last response."""
+    client.get_page(SUMMARY)
+    data = summary_data(recipients, accept_terms)
+    checked = client.post_form(SUMMARY, data)
+    office_id = confirmed_office(checked.get_data(as_text=True))
+    if checked.status_code != 200 or office_id is None:
+        return checked
+    return client.post_form(SUMMARY, {**data, "confirmed_office": office_id})
 
 
 def walk_the_wizard(client, connection, administrations, recipients):
@@ -391,6 +408,86 @@ def test_the_summary_reports_every_mistake_at_once(login, build, office):
     assert "Accept the terms to send the offer." in text
     assert count(Transfer) == 0
     assert count(OutboxMessage) == 0
+
+
+def test_the_summary_names_the_receiving_office_before_anything_is_sent(
+    login, build, office, other_office
+):
+    administration = clean_administration(build, office.connection)
+    client = login(office.superuser)
+    pass_checklist(client)
+    choose(client, office.connection, [administration])
+    ensure_receivers(["super@zuid.example", "tweede@zuid.example"])
+    client.get_page(SUMMARY)
+    data = summary_data(["super@zuid.example", "tweede@zuid.example"])
+
+    checked = client.post_form(SUMMARY, data)
+
+    html = checked.get_data(as_text=True)
+    assert checked.status_code == 200
+    assert "Ontvangend kantoor: Kantoor Zuid" in text_of(html)
+    assert "Verstuur het aanbod naar Kantoor Zuid" in text_of(html)
+    assert count(Transfer) == 0
+    assert count(OutboxMessage) == 0
+
+    sent = client.post_form(SUMMARY, {**data, "confirmed_office": confirmed_office(html)})
+
+    assert sent.status_code == 302
+    transfer = db.session.scalars(select(Transfer)).one()
+    assert transfer.receiving_environment.name == "Kantoor Zuid"
+    detail = client.get_page(sent.headers["Location"]).get_data(as_text=True)
+    assert "Kantoor Zuid" in text_of(re.search(r'id="receiving-office">[^<]*', detail).group(0))
+
+
+def test_recipients_changed_after_the_check_send_nothing(login, build, office, other_office):
+    """The office shown is the office the offer goes to: recipients of another office
+    put in after the check are refused, and the next press names the new office."""
+    administration = clean_administration(build, office.connection)
+    ensure_receivers(["super@west.example"])
+    client = login(speaks_english(office.superuser))
+    pass_checklist(client)
+    choose(client, office.connection, [administration])
+    ensure_receivers(["super@zuid.example"])
+    client.get_page(SUMMARY)
+    checked = client.post_form(SUMMARY, summary_data(["super@zuid.example"]))
+    zuid_id = confirmed_office(checked.get_data(as_text=True))
+
+    changed = client.post_form(
+        SUMMARY, {**summary_data(["super@west.example"]), "confirmed_office": zuid_id}
+    )
+
+    assert changed.status_code == 422
+    assert "The recipients now belong to Kantoor West" in text_of(changed.get_data(as_text=True))
+    assert confirmed_office(changed.get_data(as_text=True)) is None
+    assert count(Transfer) == 0
+    assert count(OutboxMessage) == 0
+
+
+def test_the_summary_adds_recipient_rows_up_to_ten(login, build, office):
+    administration = clean_administration(build, office.connection)
+    client = login(speaks_english(office.superuser))
+    pass_checklist(client)
+    choose(client, office.connection, [administration])
+    html = client.get_page(SUMMARY).get_data(as_text=True)
+    assert len(re.findall(r'name="recipient_emails-\d+"', html)) == 3
+
+    # As a browser posts it: every row, filled or not.
+    data = {
+        "recipient_emails-0": "super@zuid.example",
+        "recipient_emails-1": "",
+        "recipient_emails-2": "",
+        "add_recipient": "1",
+    }
+    for rows in range(4, 11):
+        response = client.post_form(SUMMARY, data)
+        html = response.get_data(as_text=True)
+        assert response.status_code == 200
+        assert len(re.findall(r'name="recipient_emails-\d+"', html)) == rows
+        data[f"recipient_emails-{rows - 1}"] = ""
+    # The typed address is kept; at ten rows the button is gone and nothing was sent.
+    assert 'value="super@zuid.example"' in html
+    assert "Add a recipient" not in text_of(html)
+    assert count(Transfer) == 0
 
 
 # --------------------------------------------------------------------------- the overview

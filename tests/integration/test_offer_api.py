@@ -94,6 +94,10 @@ def test_an_offer_is_created_with_201_and_its_code(noord_api, build, office, oth
         (second.id, "offered"),
     ]
     assert all(isinstance(i["id"], int) for i in body["items"])
+    assert body["target_environment"] == {
+        "id": other_office.environment.id,
+        "name": other_office.environment.name,
+    }
     fresh()
     transfer = db.session.get(Transfer, body["id"])
     assert codes.code_for(transfer) == body["code"]
@@ -354,6 +358,7 @@ def test_the_receiving_side_reads_the_offer_without_its_code(
     assert one.get_json()["code"] is None
     assert one.get_json()["direction"] == "incoming"
     assert one.get_json()["state"] == "offered"
+    assert one.get_json()["target_environment"]["name"] == other_office.environment.name
     assert created["code"] not in one.get_data(as_text=True)
     rows = listed.get_json()["items"]
     assert [r["transfer_id"] for r in rows] == [created["id"]]
