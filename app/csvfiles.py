@@ -21,7 +21,7 @@ from decimal import Decimal
 DELIMITER = ";"
 BOM = "\ufeff"
 PIECE = 64 * 1024
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def safe_cell(value) -> str | int:
@@ -38,11 +38,27 @@ def safe_cell(value) -> str | int:
     if isinstance(value, datetime | date):
         return value.isoformat()
     text = str(value)
-    return "'" + text if text.startswith(_FORMULA_START) else text
+    return "'" + text if text.startswith(FORMULA_START) else text
 
 
 def _writer(out) -> csv.writer:
     return csv.writer(out, delimiter=DELIMITER, lineterminator="\r\n")
+
+
+def csv_lines() -> Callable[[Sequence], str]:
+    """A function that turns one row into its CSV line as written (cells made safe): the
+    text the list's SHA-256 is taken over, here and in the Excel download."""
+    line = io.StringIO()
+    writer = _writer(line)
+
+    def as_line(values: Sequence) -> str:
+        writer.writerow([safe_cell(v) for v in values])
+        text = line.getvalue()
+        line.seek(0)
+        line.truncate()
+        return text
+
+    return as_line
 
 
 def spreadsheet_csv(
@@ -73,20 +89,16 @@ def spreadsheet_csv(
     with tempfile.SpooledTemporaryFile(
         max_size=8 * 1024 * 1024, mode="w+", encoding="utf-8", newline=""
     ) as spool:
-        line = io.StringIO()
-        writer = _writer(line)
+        as_line = csv_lines()
 
         def put(values) -> None:
-            writer.writerow(values)
-            text = line.getvalue()
-            line.seek(0)
-            line.truncate()
+            text = as_line(values)
             digest.update(text.encode("utf-8"))
             spool.write(text)
 
-        put([safe_cell(c) for c in columns])
+        put(columns)
         for row in rows:
-            put([safe_cell(v) for v in row])
+            put(row)
             count += 1
         head = io.StringIO()
         head.write(BOM)

@@ -406,14 +406,14 @@ EVIDENCE_COLUMNS = (
 
 
 def evidence(actor: User | None, transfer_id: int) -> Iterator[list]:
-    """The evidence of one transfer as CSV rows (columns ``EVIDENCE_COLUMNS``): the offer, the acceptance (terms
-    version and fee), every audited step with actor and time, and per document the
-    outcome of the reconciliation. Streams."""
+    """The evidence of one transfer as spreadsheet rows (columns ``EVIDENCE_COLUMNS``; times
+    as datetimes): the offer, the acceptance (terms version and fee), every audited step
+    with actor and time, and per document the outcome of the reconciliation. Streams."""
     view = get_transfer(actor, transfer_id)
     transfer, claim = view.transfer, view.claim
     yield [
         "offer",
-        transfer.created_at.isoformat(),
+        transfer.created_at,
         transfer.offered_by_email,
         "superuser",
         "offered",
@@ -424,7 +424,7 @@ def evidence(actor: User | None, transfer_id: int) -> Iterator[list]:
     for item in transfer.items:
         yield [
             "item",
-            item.updated_at.isoformat(),
+            item.updated_at,
             "",
             "",
             item.state.value,
@@ -436,7 +436,7 @@ def evidence(actor: User | None, transfer_id: int) -> Iterator[list]:
     if claim is not None:
         yield [
             "acceptance",
-            claim.created_at.isoformat(),
+            claim.created_at,
             claim.claimed_by_email,
             "superuser",
             "claimed",
@@ -452,7 +452,7 @@ def evidence(actor: User | None, transfer_id: int) -> Iterator[list]:
     for event in events:
         yield [
             "step",
-            event.created_at.isoformat(),
+            event.created_at,
             event.actor_email or event.origin,
             event.actor_role or "",
             event.action,

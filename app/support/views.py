@@ -3,6 +3,8 @@ retry, audit trail and evidence. Support staff only; anyone else gets a 404."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+
 from flask import (
     Blueprint,
     Response,
@@ -22,6 +24,8 @@ from app.csvfiles import spreadsheet_csv
 from app.db import utcnow
 from app.errors import NotFoundError, ServiceError
 from app.migration_files.models import ImportState
+from app.spreadsheets import MIMETYPE as XLSX
+from app.spreadsheets import spreadsheet_xlsx
 from app.support import services
 from app.support.forms import RevokeForm
 from app.templating import import_state_label
@@ -131,6 +135,32 @@ def retry(transfer_id: int):
 
 @bp.get("/transfers/<int:transfer_id>/evidence.csv")
 def evidence(transfer_id: int):
+    columns, rows, preamble = _evidence(transfer_id)
+    # Runs while streaming, in a context (and database session) of its own.
+    generate = spreadsheet_csv(columns, rows, preamble=preamble)
+    return Response(
+        stream_with_context(generate),
+        mimetype="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="evidence-transfer-{transfer_id}.csv"'
+        },
+    )
+
+
+@bp.get("/transfers/<int:transfer_id>/evidence.xlsx")
+def evidence_xlsx(transfer_id: int):
+    columns, rows, preamble = _evidence(transfer_id)
+    return Response(
+        spreadsheet_xlsx(columns, rows, preamble=preamble, title=_("Evidence")),
+        mimetype=XLSX,
+        headers={
+            "Content-Disposition": f'attachment; filename="evidence-transfer-{transfer_id}.xlsx"'
+        },
+    )
+
+
+def _evidence(transfer_id: int) -> tuple[list[str], Iterator[list], Callable]:
+    """The evidence list's columns, rows and header block, for the CSV and the Excel file."""
     view = services.get_transfer(current_user, transfer_id)  # 404 before the response starts
     transfer = view.transfer
     source = transfer.source_environment.name
@@ -148,20 +178,8 @@ def evidence(transfer_id: int):
             [_("SHA-256 of the list below"), digest],
         ]
 
-    # Runs while streaming, in a context (and database session) of its own.
-    generate = spreadsheet_csv(
-        [_(c) for c in services.EVIDENCE_COLUMNS],
-        services.evidence(current_user, transfer_id),
-        preamble=preamble,
-    )
-
-    return Response(
-        stream_with_context(generate),
-        mimetype="text/csv; charset=utf-8",
-        headers={
-            "Content-Disposition": f'attachment; filename="evidence-transfer-{transfer_id}.csv"'
-        },
-    )
+    columns = [_(c) for c in services.EVIDENCE_COLUMNS]
+    return columns, services.evidence(current_user, transfer_id), preamble
 
 
 @bp.get("/audit")

@@ -5,7 +5,7 @@ streamed so 100,000 documents are never held in memory at once."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -19,6 +19,7 @@ from app.auth.models import User
 from app.csvfiles import spreadsheet_csv
 from app.db import utcnow
 from app.extensions import db
+from app.spreadsheets import spreadsheet_xlsx
 from app.storage import blob_store
 from app.templating import label
 from app.transfers.claims import get_claim
@@ -209,6 +210,31 @@ def reconciliation_csv(
 ) -> Iterator[str]:
     """The per-document rows as a spreadsheet CSV (see ``app.csvfiles``): a header block
     with the offices, the date, the totals and a SHA-256 over the list, then the rows."""
+    body, preamble = _sheet(rows, source, target, claim_id, made_at)
+    return spreadsheet_csv(_columns(), body, preamble=preamble)
+
+
+def reconciliation_xlsx(
+    rows: Iterable[ReconciliationRow],
+    *,
+    source: str = "",
+    target: str = "",
+    claim_id: int | None = None,
+    made_at: datetime | None = None,
+) -> bytes:
+    """The same report as an Excel file (see ``app.spreadsheets``)."""
+    body, preamble = _sheet(rows, source, target, claim_id, made_at)
+    return spreadsheet_xlsx(_columns(), body, preamble=preamble, title=_("Reconciliation report"))
+
+
+def _sheet(
+    rows: Iterable[ReconciliationRow],
+    source: str,
+    target: str,
+    claim_id: int | None,
+    made_at: datetime | None,
+) -> tuple[Iterator[list], Callable[[int, str], list[list]]]:
+    """The report's rows and header block, written as CSV or Excel alike."""
     counts = {"match": 0, "other": 0}
 
     def body() -> Iterator[list]:
@@ -240,7 +266,7 @@ def reconciliation_csv(
             [_("SHA-256 of the list below"), digest],
         ]
 
-    return spreadsheet_csv(_columns(), body(), preamble=preamble)
+    return body(), preamble
 
 
 def reconciliation_json(

@@ -23,6 +23,7 @@ from app.auth.domain import Permission, has_permission
 from app.converters import as_id, id_arg, page_arg
 from app.errors import N_, Invalid, NotFoundError, ServiceError, ValidationFailed
 from app.migration_files.imports import list_imports
+from app.spreadsheets import MIMETYPE as XLSX
 from app.templating import item_state_labels, label
 from app.transfers import claims, codes, limits, offers, reports
 from app.transfers import overview as listing
@@ -393,13 +394,31 @@ def reconciliation(claim_id: int, fmt: str):
             mimetype="application/json",
             headers=headers,
         )
-    claim = claims.get_claim(current_user, claim_id)
-    csv_file = reports.reconciliation_csv(
-        rows,
-        source=claim.transfer.source_environment.name,
-        target=claim.transfer.target_environment.name if claim.transfer.target_environment else "",
-        claim_id=claim_id,
-    )
+    csv_file = reports.reconciliation_csv(rows, **_report_heading(claim_id))
     return Response(
         stream_with_context(csv_file), mimetype="text/csv; charset=utf-8", headers=headers
     )
+
+
+@bp.get("/claims/<int:claim_id>/reconciliation.xlsx")
+def reconciliation_xlsx(claim_id: int):
+    """The reconciliation report as an Excel file."""
+    rows = reports.reconciliation_rows(current_user, claim_id)
+    return Response(
+        reports.reconciliation_xlsx(rows, **_report_heading(claim_id)),
+        mimetype=XLSX,
+        headers={
+            "Content-Disposition": f'attachment; filename="reconciliation-claim-{claim_id}.xlsx"'
+        },
+    )
+
+
+def _report_heading(claim_id: int) -> dict:
+    """The offices and claim the report's header block names."""
+    transfer = claims.get_claim(current_user, claim_id).transfer
+    target = transfer.target_environment
+    return {
+        "source": transfer.source_environment.name,
+        "target": target.name if target else "",
+        "claim_id": claim_id,
+    }
