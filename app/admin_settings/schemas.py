@@ -26,6 +26,25 @@ class DocumentCountsSchema(Schema):
     )
 
 
+class OfficeRefSchema(Schema):
+    id = fields.Integer()
+    name = Text()
+
+
+class MoveSchema(Schema):
+    """A completed move of the administration to or from another office."""
+
+    direction = Text(
+        validate=validate.OneOf(["outgoing", "incoming"]),
+        metadata={
+            "description": "outgoing: handed over to `office`; incoming: taken over from it."
+        },
+    )
+    transfer_id = fields.Integer()
+    office = fields.Nested(OfficeRefSchema)
+    at = fields.DateTime()
+
+
 class AdministrationSchema(Schema):
     """An administration with the raw facts the migration checklist looks at."""
 
@@ -43,6 +62,7 @@ class AdministrationSchema(Schema):
     active_workflows = fields.Integer(attribute="facts.active_workflows")
     authorizers_in_flows = fields.Integer(attribute="facts.authorizer_steps")
     blockers = fields.List(fields.Nested(BlockerSchema))
+    provenance = fields.List(fields.Nested(MoveSchema), attribute="moves")
 
 
 class DocumentSchema(Schema):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import BinaryIO
 
@@ -48,6 +48,7 @@ from app.extensions import db
 from app.paging import Page
 from app.scoping import get_scoped_or_404, scoped_select
 from app.storage import StorageUnavailable, blob_store
+from app.transfers.provenance import Move, moves_of
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,8 @@ def _require_writable(administration: Administration) -> None:
 class AdministrationRow:
     administration: Administration
     facts: AdministrationFacts
+    # Completed moves to or from another office (``app.transfers.provenance``).
+    moves: list[Move] = field(default_factory=list)
 
     @property
     def blockers(self) -> list[Blocker]:
@@ -122,10 +125,11 @@ def list_administrations(actor: User) -> list[tuple[Connection, list[Administrat
         db.session.scalars(scoped_select(Administration, actor).order_by(Administration.name))
     )
     facts = facts_for(a.id for a in administrations)
+    moves = moves_of(a.id for a in administrations)
     by_connection: dict[int, list[AdministrationRow]] = {c.id: [] for c in connections}
     for administration in administrations:
         by_connection[administration.connection_id].append(
-            AdministrationRow(administration, facts[administration.id])
+            AdministrationRow(administration, facts[administration.id], moves[administration.id])
         )
     return [(c, by_connection[c.id]) for c in connections]
 
@@ -133,7 +137,11 @@ def list_administrations(actor: User) -> list[tuple[Connection, list[Administrat
 def get_administration(actor: User, administration_id: int) -> AdministrationRow:
     require(actor, Permission.VIEW_ADMINISTRATIONS)
     administration = get_scoped_or_404(Administration, administration_id, actor)
-    return AdministrationRow(administration, facts_for([administration.id])[administration.id])
+    return AdministrationRow(
+        administration,
+        facts_for([administration.id])[administration.id],
+        moves_of([administration.id])[administration.id],
+    )
 
 
 def list_documents(
