@@ -165,7 +165,13 @@ class Preview:
 def preview(actor: User, raw_code: str, *, origin: str, now: datetime | None = None) -> Preview:
     """What will arrive, and whether it can: per administration its system, document
     count, archive years and size, and where it could go."""
-    transfer = find_offer(actor, raw_code, origin=origin, now=now)
+    return assess(actor, find_offer(actor, raw_code, origin=origin, now=now))
+
+
+def assess(actor: User, transfer: Transfer) -> Preview:
+    """What the preview says for the actor's office about ``transfer``, an offer it may
+    see (found by its code, or opened from the received list): where each administration
+    could go, what is in the way, and whether the office can receive at all."""
     config = current_app.config
     item_ids = [i.administration_id for i in transfer.items]
     stats = {

@@ -255,6 +255,8 @@ class TransferView:
     can_extend: bool = False
     can_resend: bool = False
     reminder_at: datetime | None = None
+    # The receiving side may still claim it with the code.
+    claimable: bool = False
 
     @property
     def item_rows(self) -> list[ItemRow]:
@@ -301,6 +303,7 @@ def get_transfer(actor: User, transfer_id: int, *, now: datetime | None = None) 
         can_extend=outgoing_live
         and transfer.extensions < current_app.config["TRANSFER_MAX_EXTENSIONS"],
         can_resend=outgoing_live,
+        claimable=direction == "incoming" and transfer.is_live(now) and not claimed,
         reminder_at=(
             transfer.expires_at - timedelta(days=current_app.config["TRANSFER_REMINDER_DAYS"])
             if outgoing_live and transfer.reminder_sent_at is None
