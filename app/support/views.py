@@ -4,6 +4,7 @@ retry, audit trail and evidence. Support staff only; anyone else gets a 404."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime, time, timedelta
 
 from flask import (
     Blueprint,
@@ -16,13 +17,14 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
-from flask_babel import ngettext
+from flask_babel import ngettext, to_utc
 from flask_login import current_user, login_required
 
+from app import audit_text
 from app.converters import MAX_OLDER_THAN_DAYS, arg_int, id_arg, page_arg
 from app.csvfiles import spreadsheet_csv
 from app.db import utcnow
-from app.errors import NotFoundError, ServiceError
+from app.errors import N_, NotFoundError, ServiceError
 from app.migration_files.models import ImportState
 from app.spreadsheets import MIMETYPE as XLSX
 from app.spreadsheets import spreadsheet_xlsx
@@ -89,8 +91,11 @@ def _render_transfer(transfer_id: int, form: RevokeForm, status: int = 200):
         row=row,
         form=form,
         events=events,
+        lines=audit_text.readable(events.items),
         reasons=services.REASONS,
-        actions=services.audit_actions(current_user),
+        actions=audit_text.action_choices(
+            services.transfer_audit_actions(current_user, transfer_id)
+        ),
     ), status
 
 
@@ -182,23 +187,111 @@ def _evidence(transfer_id: int) -> tuple[list[str], Iterator[list], Callable]:
     return columns, services.evidence(current_user, transfer_id), preamble
 
 
-@bp.get("/audit")
-def audit_trail():
-    environment_id = id_arg("environment")
-    action = request.args.get("action", "")[:60]
-    events = services.audit_trail(
-        current_user,
-        environment_id=environment_id,
-        action=action,
-        page=page_arg(),
-    )
+AUDIT_DATE_ERROR = N_("Enter a date as yyyy-mm-dd, for example 2026-12-01.")
+AUDIT_ORDER_ERROR = N_("The start date is after the end date.")
+
+
+def _audit_filters() -> tuple[dict, dict[str, str], dict[str, str]]:
+    """The audit trail's filters from the query string: the service's arguments, the
+    values as typed (to show them again) and an error per bad date field. A date is
+    a day in the reader's time zone; both ends are included."""
+    typed = {name: request.args.get(name, "")[:40].strip() for name in ("from", "to")}
+    days: dict[str, date | None] = {}
+    errors: dict[str, str] = {}
+    for name, text in typed.items():
+        days[name] = None
+        if not text:
+            continue
+        try:
+            day = date.fromisoformat(text)
+        except ValueError:
+            day = None
+        if day is None or not 1900 <= day.year <= 9998:
+            errors[name] = _(AUDIT_DATE_ERROR)
+        else:
+            days[name] = day
+    if days["from"] and days["to"] and days["from"] > days["to"]:
+        errors["to"] = _(AUDIT_ORDER_ERROR)
+
+    def start_of(day: date | None) -> datetime | None:
+        if day is None:
+            return None
+        return to_utc(datetime.combine(day, time.min)).replace(tzinfo=UTC)
+
+    filters = {
+        "environment_id": id_arg("environment"),
+        "action": request.args.get("action", "")[:60],
+        "since": start_of(days["from"]),
+        "before": start_of(days["to"] + timedelta(days=1)) if days["to"] else None,
+    }
+    return filters, typed, errors
+
+
+def _audit_page(filters: dict, typed: dict, errors: dict):
+    events = None if errors else services.audit_trail(current_user, page=page_arg(), **filters)
+    query = {
+        "environment": filters["environment_id"],
+        "action": filters["action"] or None,
+        "from": typed["from"] or None,
+        "to": typed["to"] or None,
+    }
     return render_template(
         "support/audit.html",
         events=events,
-        environment_id=environment_id,
-        action=action,
+        lines=audit_text.readable(events.items) if events else [],
+        environment_id=filters["environment_id"],
+        action=filters["action"],
+        typed=typed,
+        errors=errors,
+        query=query,
         environments=services.environments(current_user),
-        actions=services.audit_actions(current_user),
+        actions=audit_text.action_choices(services.audit_actions(current_user)),
+    ), 400 if errors else 200
+
+
+@bp.get("/audit")
+def audit_trail():
+    return _audit_page(*_audit_filters())
+
+
+@bp.get("/audit.csv")
+def audit_csv():
+    """The events the audit trail's filters select, every page of them, as a CSV."""
+    filters, typed, errors = _audit_filters()
+    if errors:
+        return _audit_page(filters, typed, errors)
+    names = {e.id: e.name for e in services.environments(current_user)}
+
+    def preamble(count: int, digest: str) -> list[list]:
+        return [
+            [_("Audit trail"), ""],
+            [
+                _("Environment"),
+                _("All")
+                if filters["environment_id"] is None
+                else names.get(filters["environment_id"], filters["environment_id"]),
+            ],
+            [
+                _("Action"),
+                audit_text.action_label(filters["action"]) if filters["action"] else _("All"),
+            ],
+            [_("Date from"), typed["from"]],
+            [_("Date to"), typed["to"]],
+            [_("Made at"), utcnow().replace(microsecond=0)],
+            [_("Lines"), count],
+            [_("SHA-256 of the list below"), digest],
+        ]
+
+    # Runs while streaming, in a context (and database session) of its own.
+    generate = spreadsheet_csv(
+        [_(c) for c in services.AUDIT_COLUMNS],
+        services.audit_export(current_user, **filters),
+        preamble=preamble,
+    )
+    return Response(
+        stream_with_context(generate),
+        mimetype="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="audit-trail.csv"'},
     )
 
 

@@ -147,13 +147,8 @@ def badge_state(html: str) -> str:
 
 
 def audit_rows(html: str) -> list[tuple[str, str]]:
-    """(action, object) of every row of an audit table."""
-    rows = re.findall(
-        r'<tr data-action="([\w-]+)"><td>.*?</td><td>.*?</td><td><code>.*?</code></td>'
-        r"<td>(.*?)</td>",
-        html,
-        re.DOTALL,
-    )
+    """(action, object) of every row of an audit table (its ``data-`` attributes)."""
+    rows = re.findall(r'<tr data-action="([\w.-]+)" data-object="([^"]*)">', html)
     return [(action, " ".join(obj.split())) for action, obj in rows]
 
 
@@ -211,6 +206,7 @@ SUPPORT_PAGES = (
     "/support?stuck=1",
     "/support/environments",
     "/support/audit",
+    "/support/audit.csv",
     "/support/transfers/{id}",
     "/support/transfers/{id}/evidence.csv",
 )
@@ -1059,6 +1055,7 @@ def test_support_never_sees_a_document_file_its_contents_or_a_transfer_code(
         "/support/environments",
         "/support/audit",
         f"/support/audit?environment={office.environment.id}",
+        "/support/audit.csv",
     ]
     for transfer_id in (transfer.id, open_offer.id):
         urls += [

@@ -64,6 +64,7 @@ EXPECTATIONS: dict[str, str] = {
     "support.evidence": "foreign",
     "support.evidence_xlsx": "foreign",
     "support.audit_trail": "foreign",
+    "support.audit_csv": "foreign",
     "support_api.list_transfers": "foreign",
     "support_api.get_transfer": "foreign",
     "support_api.revoke": "foreign",
