@@ -44,8 +44,12 @@ def record(
     environment_id: int | None,
     origin: str = "system",
     details: dict[str, Any] | None = None,
+    at: datetime | None = None,
 ) -> AuditEvent:
-    """Add one audit event to the current unit of work (flushed, not committed)."""
+    """Add one audit event to the current unit of work (flushed, not committed).
+
+    ``at``: when it happened, for a step that runs on a clock of its own (the ``now``
+    of a lifecycle step); else the current time."""
     event = AuditEvent(
         actor_id=actor.id if actor else None,
         actor_email=actor.email if actor else None,
@@ -56,6 +60,7 @@ def record(
         object_id=object_id,
         origin=origin,
         details=details or {},
+        created_at=at or utcnow(),
     )
     db.session.add(event)
     return event

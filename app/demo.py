@@ -17,10 +17,14 @@ Layout of the demo (the same every run: a fixed random seed drives all choices):
       (and under Exact Online, already in transfers to Zuid that support must look at)
         1006  Autobedrijf Wolters                   120 docs  claimed, copy stuck (hung worker)
         1007  Kinderopvang Het Nest                  80 docs  claimed, copy failed (retryable)
+        1008  Dierenkliniek De Hoefslag              60 docs  moved to Zuid 9 days ago: migrated
+                                                             (read-only), kept here
     Kantoor Zuid   ZUID   premium   a receiving office
       Exact Online  (Exact Online)
         1002  Garage Peters B.V.                     50 docs  clean  (same code as Noord 1002)
         3001  Kapsalon Knip & Zo                     50 docs  clean
+        1008  Dierenkliniek De Hoefslag              60 docs  arrived from Noord (a returning
+                                                             client: it can be moved back)
     Kantoor West   WEST   standard  a receiving office on the smaller plan
       Exact Online  (Exact Online)
         5001  Camping De Duinrand                    50 docs  clean
@@ -42,8 +46,13 @@ that password; otherwise each login gets a random one, shown only in the summary
 Transfers: Noord has offered 1006 and 1007 to super@zuid.example and Zuid has claimed
 both; the copy of 1006 hangs (a worker holds its lease for a day, for two hours now) and
 the copy of 1007 failed on a lost database connection. Support sees both in the stuck
-view, can revoke the first and retry the second. They go through the real services, so
-their mails are in the outbox (``/dev/mail``) and their steps in the audit trail.
+view, can revoke the first and retry the second. Nine days ago Noord moved 1008 to
+Zuid, and that transfer completed: Zuid has it active, Noord keeps its read-only
+(migrated) copy, which does not hold the code, so Zuid can offer it back to
+super@noord.example and Noord can claim it into the same Exact Online connection (a
+returning client). They go through the real services with their own times, so their
+mails are in the outbox (``/dev/mail``) and their steps in the audit trail, at the
+times the transfers show.
 
 Migration file: ``flask demo`` also writes ``instance/migratiebestand-kantoor-oost.zip``
 (``write_demo_migration_file``), a file from a fictional desktop office, "Kantoor Oost,
@@ -68,6 +77,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from typing import TYPE_CHECKING
 
 from flask import current_app
 from sqlalchemy import func, insert, select, update
@@ -93,6 +103,9 @@ from app.extensions import db
 from app.migration_files import format as fmt
 from app.migration_files.bag import PayloadEntry, write_bag
 from app.storage import blob_store
+
+if TYPE_CHECKING:
+    from app.transfers.models import Transfer
 
 SEED = 20240601
 FIRST_INVOICE_DATE = date(2022, 1, 3)
@@ -222,6 +235,15 @@ ENVIRONMENTS: tuple[DemoEnvironment, ...] = (
                 "hetnest.example",
                 80,
                 suppliers=("Speelgoedgroothandel Bos", "Hanos Groothandel"),
+            ),
+            # Moved to Zuid (completed): the returning client that Zuid can move back.
+            DemoAdministration(
+                "Exact Online",
+                "1008",
+                "Dierenkliniek De Hoefslag",
+                "dehoefslag.example",
+                60,
+                suppliers=("Dierenartsengroothandel Alfasan", "Paardenvoer Havens"),
             ),
             DemoAdministration(
                 "Twinfield",
@@ -479,42 +501,30 @@ def seed_demo(*, reset: bool = False, echo: Callable[[str], object] = print) -> 
 
 
 def _seed_transfers(users: dict[str, User]) -> None:
-    """A stuck and a failed transfer from Noord to Zuid (see the module docstring)."""
-    from app.transfers import claims, offers
+    """Transfers from Noord to Zuid: a completed one (the returning client), a stuck
+    and a failed one (see the module docstring)."""
+    from app.transfers import copying
     from app.transfers.models import ItemState, TransferItem
 
     db.session.commit()  # the claim service begins write transactions of its own
     now = utcnow()
     noord, zuid = users["super@noord.example"], users["super@zuid.example"]
-    zuid_connection = db.session.scalars(
-        select(Connection).where(Connection.environment_id == zuid.environment_id)
-    ).first()
+
+    # The returning client: offered nine days ago, claimed two hours later, copied.
+    offered_at = now - timedelta(days=9)
+    transfer = _offer_and_claim(noord, zuid, "1008", offered_at, offered_at + timedelta(hours=2))
+    copied = copying.copy_item(transfer.items[0].id, now=offered_at + timedelta(hours=2, minutes=3))
+    if copied is not copying.CopyOutcome.COPIED:
+        raise RuntimeError(f"the demo copy of 1008 did not finish: {copied}")
+
     for code, hours_ago, stuck in (("1006", 3, True), ("1007", 5, False)):
-        administration = db.session.scalars(
-            select(Administration).where(
-                Administration.environment_id == noord.environment_id,
-                Administration.code == code,
-            )
-        ).one()
-        transfer, transfer_code = offers.create_offer(
+        transfer = _offer_and_claim(
             noord,
-            administration_ids=[administration.id],
-            recipient_emails=[zuid.email],
-            checklist_confirmed=True,
-            accept_terms=True,
-            origin="demo",
-            now=now - timedelta(hours=hours_ago),
-        )
-        db.session.commit()
-        claims.submit_claim(
             zuid,
-            transfer_code,
-            [claims.Decision(transfer.items[0].id, "accept", zuid_connection.id)],
-            accept_terms=True,
-            origin="demo",
-            now=now - timedelta(hours=hours_ago - 1),
+            code,
+            now - timedelta(hours=hours_ago),
+            now - timedelta(hours=hours_ago - 1),
         )
-        db.session.commit()
         if stuck:  # a worker that took the copy two hours ago and hangs
             values = {
                 "attempts": 1,
@@ -532,6 +542,44 @@ def _seed_transfers(users: dict[str, User]) -> None:
             .where(TransferItem.transfer_id == transfer.id)
             .values(updated_at=now - timedelta(hours=2), **values)
         )
+
+
+def _offer_and_claim(
+    noord: User, zuid: User, code: str, offered_at: datetime, claimed_at: datetime
+) -> Transfer:
+    """Noord offers its administration ``code`` to Zuid's superuser at ``offered_at``;
+    Zuid claims it into its Exact Online connection at ``claimed_at``. Both committed."""
+    from app.transfers import claims, offers
+
+    administration = db.session.scalars(
+        select(Administration).where(
+            Administration.environment_id == noord.environment_id,
+            Administration.code == code,
+        )
+    ).one()
+    zuid_connection = db.session.scalars(
+        select(Connection).where(Connection.environment_id == zuid.environment_id)
+    ).first()
+    transfer, transfer_code = offers.create_offer(
+        noord,
+        administration_ids=[administration.id],
+        recipient_emails=[zuid.email],
+        checklist_confirmed=True,
+        accept_terms=True,
+        origin="demo",
+        now=offered_at,
+    )
+    db.session.commit()
+    claims.submit_claim(
+        zuid,
+        transfer_code,
+        [claims.Decision(transfer.items[0].id, "accept", zuid_connection.id)],
+        accept_terms=True,
+        origin="demo",
+        now=claimed_at,
+    )
+    db.session.commit()
+    return transfer
 
 
 def _demo_exists() -> bool:

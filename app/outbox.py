@@ -102,12 +102,14 @@ def queue_mail(
     language: str | None = None,
     environment_id: int | None = None,
     ref: tuple[str, int] | None = None,
+    at: datetime | None = None,
 ) -> OutboxMessage:
     """Render ``email/<template>.txt`` and ``.html`` in the recipient's language and add
     the message to the outbox of the current unit of work.
 
     ``subject`` is an untranslated msgid formatted with ``context``; ``ref`` names the
-    object the mail is about as (kind, id).
+    object the mail is about as (kind, id); ``at`` when it was queued (the ``now`` of
+    the step that wrote it), else the current time. It is due at once either way.
     """
     from flask_babel import gettext
 
@@ -129,7 +131,8 @@ def queue_mail(
         environment_id=environment_id,
         ref_type=ref_type,
         ref_id=ref_id,
-        next_attempt_at=utcnow(),
+        created_at=at or utcnow(),
+        next_attempt_at=utcnow(),  # the relay's clock: due now
     )
     db.session.add(message)
     db.session.flush()
@@ -140,6 +143,7 @@ def queue_mail(
         object_id=message.id,
         environment_id=environment_id,
         details={"kind": kind, "to": to, "ref_type": ref_type, "ref_id": ref_id},
+        at=at,
     )
     db.session.info["outbox_queued"] = True
     return message

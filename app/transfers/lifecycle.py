@@ -142,8 +142,9 @@ def offer(
             "checklist_confirmed": True,
             "expires_at": transfer.expires_at.isoformat(),
         },
+        at=now,
     )
-    notifications.offer_made(transfer)
+    notifications.offer_made(transfer, now=now)
     return transfer, codes.code_for(transfer)
 
 
@@ -245,8 +246,9 @@ def withdraw(actor: User, transfer: Transfer, *, origin: str, now: datetime) -> 
         object_id=transfer.id,
         environment_id=transfer.source_environment_id,
         origin=origin,
+        at=now,
     )
-    notifications.offer_withdrawn(transfer)
+    notifications.offer_withdrawn(transfer, now=now)
 
 
 def extend(actor: User, transfer: Transfer, *, origin: str, now: datetime) -> None:
@@ -293,8 +295,9 @@ def extend(actor: User, transfer: Transfer, *, origin: str, now: datetime) -> No
         environment_id=transfer.source_environment_id,
         origin=origin,
         details={"expires_at": new_expiry.isoformat(), "extensions": transfer.extensions},
+        at=now,
     )
-    notifications.offer_extended(transfer)
+    notifications.offer_extended(transfer, now=now)
 
 
 def resend(actor: User, transfer: Transfer, *, origin: str, now: datetime) -> None:
@@ -329,8 +332,9 @@ def resend(actor: User, transfer: Transfer, *, origin: str, now: datetime) -> No
         environment_id=transfer.source_environment_id,
         origin=origin,
         details={"recipients": transfer.recipient_emails},
+        at=now,
     )
-    notifications.offer_made(transfer)
+    notifications.offer_made(transfer, now=now)
 
 
 def expire(transfer: Transfer, *, now: datetime) -> bool:
@@ -345,8 +349,9 @@ def expire(transfer: Transfer, *, now: datetime) -> bool:
         object_id=transfer.id,
         environment_id=transfer.source_environment_id,
         origin="scheduler",
+        at=now,
     )
-    notifications.offer_expired(transfer)
+    notifications.offer_expired(transfer, now=now)
     return True
 
 
@@ -372,8 +377,9 @@ def remind(transfer: Transfer, *, now: datetime) -> bool:
         object_id=transfer.id,
         environment_id=transfer.source_environment_id,
         origin="scheduler",
+        at=now,
     )
-    notifications.offer_reminder(transfer)
+    notifications.offer_reminder(transfer, now=now)
     return True
 
 
@@ -461,6 +467,7 @@ def redeem(
             "accepted": [{"item_id": i.id, "connection_id": c} for i, c in accepted],
             "rejected": [{"item_id": i.id, "message": m} for i, m in rejected],
         },
+        at=now,
     )
     audit.record(
         "transfer_claimed",
@@ -470,9 +477,12 @@ def redeem(
         environment_id=transfer.source_environment_id,
         origin=origin,
         details={"claim_id": claim.id, "target_environment_id": actor.environment_id},
+        at=now,
     )
     if rejected:
-        notifications.items_rejected(transfer, [i for i, _m in rejected], actor.environment.name)
+        notifications.items_rejected(
+            transfer, [i for i, _m in rejected], actor.environment.name, now=now
+        )
     return claim
 
 
@@ -592,6 +602,7 @@ def item_migrated(
             "target_administration_id": target.id,
             "documents": copied,
         },
+        at=now,
     )
     db.session.flush()
 
@@ -622,8 +633,9 @@ def complete_if_done(transfer: Transfer, claim: Claim, *, now: datetime) -> bool
         environment_id=transfer.source_environment_id,
         origin="worker",
         details={"claim_id": claim.id},
+        at=now,
     )
-    notifications.claim_completed(transfer, claim)
+    notifications.claim_completed(transfer, claim, now=now)
     return True
 
 
@@ -666,6 +678,7 @@ def copy_failed(
             environment_id=item.transfer.source_environment_id,
             origin="worker",
             details={"transfer_id": item.transfer_id, "error": message[:500]},
+            at=now,
         )
     db.session.flush()
     return True
@@ -701,6 +714,7 @@ def retry(actor: User | None, transfer: Transfer, *, origin: str, now: datetime)
         environment_id=transfer.source_environment_id,
         origin=origin,
         details={"item_ids": failed},
+        at=now,
     )
     return result.rowcount
 
@@ -746,8 +760,9 @@ def revoke(
         environment_id=transfer.source_environment_id,
         origin=origin,
         details={"reason": reason, "revoked_item_ids": revoked_ids},
+        at=now,
     )
-    notifications.transfer_revoked(transfer, reason)
+    notifications.transfer_revoked(transfer, reason, now=now)
 
 
 def due_for_expiry(now: datetime):

@@ -1,8 +1,11 @@
-"""The mails of an offer's life, queued in the outbox of the current unit of work."""
+"""The mails of an offer's life, queued in the outbox of the current unit of work.
+
+Each takes the ``now`` of the lifecycle step that sends it: the mail is queued at that
+moment, as its audit event is."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from urllib.parse import urlsplit
 
 from flask import current_app
@@ -47,7 +50,7 @@ def claim_link(transfer: Transfer, code: str) -> str:
     return external_url("transfers.fetch", token=token)
 
 
-def _context(transfer: Transfer, **extra) -> dict:
+def _context(transfer: Transfer, now: datetime, **extra) -> dict:
     return {
         "transfer": transfer,
         "items": transfer.items,
@@ -56,7 +59,7 @@ def _context(transfer: Transfer, **extra) -> dict:
         "expires_at": transfer.expires_at,
         "count": len(transfer.items),
         "overview_url": external_url("transfers.overview"),
-        "now": datetime.now(UTC),
+        "now": now,
         **extra,
     }
 
@@ -73,6 +76,7 @@ def _to_recipients_with_copy(
             template=kind,
             context=context,
             ref=("transfer", transfer.id),
+            at=context["now"],
         )
     queue_mail(
         kind=f"{kind}_copy",
@@ -82,22 +86,23 @@ def _to_recipients_with_copy(
         context=context,
         environment_id=transfer.source_environment_id,
         ref=("transfer", transfer.id),
+        at=context["now"],
     )
 
 
-def offer_made(transfer: Transfer) -> None:
+def offer_made(transfer: Transfer, *, now: datetime) -> None:
     """The code to every recipient; a copy to the requester."""
     _to_recipients_with_copy(
         transfer,
         "transfer_offered",
         N_("%(source_name)s offers you %(count)d administration(s)"),
         N_("Copy: your offer of %(count)d administration(s)"),
-        _context(transfer, code=CODE_MARK, link=LINK_MARK),
+        _context(transfer, now, code=CODE_MARK, link=LINK_MARK),
     )
 
 
-def offer_withdrawn(transfer: Transfer) -> None:
-    context = _context(transfer)
+def offer_withdrawn(transfer: Transfer, *, now: datetime) -> None:
+    context = _context(transfer, now)
     for email in transfer.recipient_emails:
         queue_mail(
             kind="transfer_withdrawn",
@@ -106,10 +111,11 @@ def offer_withdrawn(transfer: Transfer) -> None:
             template="transfer_withdrawn",
             context=context,
             ref=("transfer", transfer.id),
+            at=now,
         )
 
 
-def offer_extended(transfer: Transfer) -> None:
+def offer_extended(transfer: Transfer, *, now: datetime) -> None:
     """The new expiry to every recipient (with the code, which stays the same); a copy
     to the requester."""
     _to_recipients_with_copy(
@@ -117,50 +123,53 @@ def offer_extended(transfer: Transfer) -> None:
         "transfer_extended",
         N_("The offer from %(source_name)s has been extended"),
         N_("Copy: your offer has been extended"),
-        _context(transfer, code=CODE_MARK, link=LINK_MARK),
+        _context(transfer, now, code=CODE_MARK, link=LINK_MARK),
     )
 
 
-def offer_expired(transfer: Transfer) -> None:
+def offer_expired(transfer: Transfer, *, now: datetime) -> None:
     queue_mail(
         kind="transfer_expired",
         to=transfer.offered_by_email,
         subject=N_("Your offer of %(count)d administration(s) has expired"),
         template="transfer_expired",
-        context=_context(transfer),
+        context=_context(transfer, now),
         environment_id=transfer.source_environment_id,
         ref=("transfer", transfer.id),
+        at=now,
     )
 
 
-def offer_reminder(transfer: Transfer) -> None:
+def offer_reminder(transfer: Transfer, *, now: datetime) -> None:
     """A few days before expiry, to both sides."""
     _to_recipients_with_copy(
         transfer,
         "transfer_reminder",
         N_("Reminder: the offer from %(source_name)s expires soon"),
         N_("Reminder: your offer has not been claimed yet"),
-        _context(transfer, code=CODE_MARK, link=LINK_MARK),
+        _context(transfer, now, code=CODE_MARK, link=LINK_MARK),
     )
 
 
-def items_rejected(transfer: Transfer, items: list, receiver_name: str) -> None:
+def items_rejected(transfer: Transfer, items: list, receiver_name: str, *, now: datetime) -> None:
     """Tell the offering side which administrations the receiver turned down, and why."""
     queue_mail(
         kind="transfer_items_rejected",
         to=transfer.offered_by_email,
         subject=N_("%(receiver)s has rejected %(count)d administration(s)"),
         template="transfer_items_rejected",
-        context=_context(transfer, rejected=items, receiver=receiver_name, count=len(items)),
+        context=_context(transfer, now, rejected=items, receiver=receiver_name, count=len(items)),
         environment_id=transfer.source_environment_id,
         ref=("transfer", transfer.id),
+        at=now,
     )
 
 
-def claim_completed(transfer: Transfer, claim) -> None:
+def claim_completed(transfer: Transfer, claim, *, now: datetime) -> None:
     """Both sides: the copy is done; the report is ready."""
     context = _context(
         transfer,
+        now,
         claim=claim,
         migrated=[i for i in transfer.items if i.state.value == "migrated"],
         receiver=claim.transfer.target_environment.name
@@ -180,12 +189,13 @@ def claim_completed(transfer: Transfer, claim) -> None:
             context={**context, "count": len(context["migrated"])},
             environment_id=environment_id,
             ref=("transfer", transfer.id),
+            at=now,
         )
 
 
-def transfer_revoked(transfer: Transfer, reason: str) -> None:
+def transfer_revoked(transfer: Transfer, reason: str, *, now: datetime) -> None:
     """Support ended the transfer: both sides hear why."""
-    context = _context(transfer, reason=reason)
+    context = _context(transfer, now, reason=reason)
     addresses = {transfer.offered_by_email: transfer.source_environment_id}
 
     claim = db.session.scalars(select(Claim).where(Claim.transfer_id == transfer.id)).one_or_none()
@@ -203,4 +213,5 @@ def transfer_revoked(transfer: Transfer, reason: str) -> None:
             context=context,
             environment_id=environment_id,
             ref=("transfer", transfer.id),
+            at=now,
         )

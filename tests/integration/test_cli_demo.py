@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from sqlalchemy import Integer, func, select, text
 
 from app.admin_settings.models import (
     Administration,
+    AdministrationState,
     AuthorizationFlow,
     AuthorizationStep,
     Connection,
@@ -18,6 +21,7 @@ from app.admin_settings.models import (
     Workflow,
 )
 from app.auth.models import Role, User
+from app.db import utcnow
 from app.extensions import db
 from app.storage import blob_store
 from tests.conftest import _empty_all_tables
@@ -395,3 +399,99 @@ def test_west_on_the_standard_plan_is_told_why_it_cannot_import_the_file(seeded,
     assert "premium" in refused.value.message.lower()
     db.session.rollback()
     assert db.session.scalar(select(func.count()).select_from(Import)) == 0
+
+
+# --- the demo's transfers: their times, and the returning client --------------------------------
+
+
+def events(action: str, transfer_id: int):
+    from app.audit import AuditEvent
+
+    return db.session.scalars(
+        select(AuditEvent).where(
+            AuditEvent.action == action,
+            AuditEvent.object_type == "transfer",
+            AuditEvent.object_id == transfer_id,
+        )
+    ).all()
+
+
+def test_the_demo_transfers_audit_events_carry_the_times_the_transfers_show(demo):
+    from app.outbox import OutboxMessage
+    from app.transfers.models import Claim, Transfer
+
+    transfers = db.session.scalars(select(Transfer).order_by(Transfer.id)).all()
+    assert len(transfers) == 3
+    for transfer in transfers:
+        claim = db.session.scalars(select(Claim).where(Claim.transfer_id == transfer.id)).one()
+        (offered,) = events("transfer_offered", transfer.id)
+        (claimed,) = events("transfer_claimed", transfer.id)
+        assert abs(offered.created_at - transfer.created_at).total_seconds() < 1
+        assert abs(claimed.created_at - claim.created_at).total_seconds() < 1
+        mails = db.session.scalars(
+            select(OutboxMessage).where(
+                OutboxMessage.ref_type == "transfer",
+                OutboxMessage.ref_id == transfer.id,
+                OutboxMessage.kind == "transfer_offered",
+            )
+        ).all()
+        assert mails
+        for mail in mails:
+            assert abs(mail.created_at - transfer.created_at).total_seconds() < 1
+    # The oldest one is the returning client's, nine days ago and completed since.
+    first = transfers[0]
+    assert first.items[0].administration_code == "1008"
+    assert first.state.value == "completed"
+    assert abs(utcnow() - first.created_at - timedelta(days=9)) < timedelta(minutes=5)
+    (completed,) = events("transfer_completed", first.id)
+    assert abs(completed.created_at - first.ended_at).total_seconds() < 1
+
+
+def returning_client(office_code: str) -> Administration:
+    return db.session.scalars(
+        select(Administration).where(
+            Administration.environment_id == environment(office_code).id,
+            Administration.code == "1008",
+        )
+    ).one()
+
+
+def test_the_returning_client_is_migrated_in_noord_and_active_in_zuid(demo):
+    in_noord, in_zuid = returning_client("NOORD"), returning_client("ZUID")
+
+    assert in_noord.state is AdministrationState.MIGRATED
+    assert in_zuid.state is AdministrationState.ACTIVE
+    assert in_noord.name == in_zuid.name == "Dierenkliniek De Hoefslag"
+    assert in_noord.connection.package is in_zuid.connection.package is Package.EXACT_ONLINE
+    documents = count(select(Document.id).where(Document.administration_id == in_zuid.id))
+    assert documents == 60
+
+
+def test_zuid_can_move_the_returning_client_back_into_noords_connection(demo):
+    from app.transfers import claims
+    from app.transfers.copying import CopyOutcome, copy_item
+    from tests.helpers import accept_all, offer
+
+    noord = demo_user("super@noord.example")
+    back, code = offer(
+        demo_user("super@zuid.example"), [returning_client("ZUID")], recipients=(noord.email,)
+    )
+
+    preview = claims.preview(noord, code, origin="tests")
+    assert preview.items[0].problem is None
+    assert [p.clash for p in preview.items[0].choices] == [False]
+    accept_all(noord, back, code, returning_client("NOORD").connection)
+    assert copy_item(back.items[0].id) is CopyOutcome.COPIED
+
+    db.session.expire_all()
+    states = sorted(
+        a.state.value
+        for a in db.session.scalars(
+            select(Administration).where(
+                Administration.environment_id == environment("NOORD").id,
+                Administration.code == "1008",
+            )
+        )
+    )
+    assert states == ["active", "migrated"]
+    assert returning_client("ZUID").state is AdministrationState.MIGRATED
