@@ -83,3 +83,17 @@ document.addEventListener("DOMContentLoaded", () => {
     });
   }
 });
+
+// After an action the server often sends the browser back to a section of a long page
+// (e.g. #documents), so the page lands below the messages at its top. Show them there:
+// right under that section's heading.
+document.addEventListener("DOMContentLoaded", () => {
+  const flashes = document.querySelectorAll("main > .flash");
+  const id = decodeURIComponent(window.location.hash.slice(1));
+  const target = id && document.getElementById(id);
+  if (!flashes.length || !target || !target.closest("main")) return;
+  const head = target.firstElementChild;
+  if (head && head.matches("h1, h2, h3, .card-head")) head.after(...flashes);
+  else target.prepend(...flashes);
+  target.scrollIntoView();
+});
