@@ -70,7 +70,7 @@ translations: $(STAMP) ## Compile translations/*/LC_MESSAGES/messages.po to .mo 
 # out of .venv, instance/ and other dot/underscore directories.
 translations-update: $(STAMP) ## Extract messages to translations/messages.pot and update the nl and en catalogues.
 	mkdir -p translations
-	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext -k lazy_ngettext:1,2 \
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext -k lazy_ngettext:1,2 -k N_plural:1,2 \
 		--ignore-dirs='.* _* instance node_modules' \
 		-o translations/messages.pot .
 	for lang in $(LANGS); do \

@@ -111,10 +111,23 @@ def register_extensions(app: Flask) -> None:
 
 
 def select_locale() -> str:
-    """The user's saved language, else the one chosen this session, else Dutch."""
+    """The language of this request's pages, messages and dates.
+
+    API requests (``/api/…``): the client's ``Accept-Language`` (its best match among
+    ``LANGUAGES``) wins over the token user's saved language, so one script gets one
+    language whoever's token it holds, and every message of one answer (its message
+    and its field errors) is in it; without a usable header, the user's saved language,
+    else Dutch. Pages: the user's saved language, else the one chosen this session,
+    else Dutch (a browser's ``Accept-Language`` is not looked at: Dutch is the default).
+    """
     from flask import current_app
 
     languages = current_app.config["LANGUAGES"]
+    if request and request.path.startswith("/api/"):
+        named = [value for value in request.accept_languages.values() if value != "*"]
+        asked = request.accept_languages.best_match(languages) if named else None
+        if asked:
+            return asked
     user = getattr(g, "api_user", None) or (current_user if current_user else None)
     if user is not None and getattr(user, "is_authenticated", False) and user.language in languages:
         return user.language

@@ -7,6 +7,8 @@ gets JSON when it is for the API or prefers JSON over HTML.
 
 from __future__ import annotations
 
+import re
+
 from flask import Flask, render_template, request
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
@@ -16,6 +18,12 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 def N_(message: str) -> str:
     """Mark a message for extraction; it is translated later, where it is shown."""
     return message
+
+
+def N_plural(singular: str, plural: str) -> tuple[str, str]:  # noqa: N802
+    """Mark a message with a plural for extraction; shown later with ``ngettext``, which
+    picks the form by the count (``queue_mail`` takes such a pair as a subject)."""
+    return singular, plural
 
 
 class ServiceError(Exception):
@@ -113,6 +121,97 @@ def _as_fields(errors) -> dict:
     return {"_schema": errors if isinstance(errors, list) else [str(errors)]}
 
 
+# marshmallow's and webargs' own messages come out in English, already formatted; each is
+# shown as one of ours, translated, with the values it names. ``{name}`` in the English
+# text is a value, carried over to ``%(name)s`` in the msgid.
+LIBRARY_MESSAGES = (
+    ("Missing data for required field.", N_("Missing data for required field.")),
+    ("Field may not be null.", N_("Field may not be null.")),
+    ("Unknown field.", N_("Unknown field.")),
+    ("Invalid input type.", N_("Invalid input type.")),
+    ("Invalid value.", N_("Invalid value.")),
+    ("Invalid input.", N_("Invalid input.")),
+    ("Invalid type.", N_("Invalid type.")),
+    ("Invalid JSON body.", N_("Invalid JSON body.")),
+    ("Not a valid boolean.", N_("Not a valid boolean.")),
+    ("Not a valid integer.", N_("Not a valid integer.")),
+    ("Not a valid number.", N_("Not a valid number.")),
+    ("Number too large.", N_("Number too large.")),
+    (
+        "Special numeric values (nan or infinity) are not permitted.",
+        N_("Special numeric values (nan or infinity) are not permitted."),
+    ),
+    ("Not a valid string.", N_("Not a valid string.")),
+    ("Not a valid utf-8 string.", N_("Not a valid utf-8 string.")),
+    ("Not a valid list.", N_("Not a valid list.")),
+    ("Not a valid tuple.", N_("Not a valid tuple.")),
+    ("Not a valid mapping type.", N_("Not a valid mapping type.")),
+    ("Not a valid date.", N_("Not a valid date.")),
+    ("Not a valid datetime.", N_("Not a valid datetime.")),
+    ("Not a valid time.", N_("Not a valid time.")),
+    ("Not a valid email address.", N_("Not a valid email address.")),
+    ("Not a valid URL.", N_("Not a valid URL.")),
+    ("Not a valid UUID.", N_("Not a valid UUID.")),
+    ("String does not match expected pattern.", N_("String does not match expected pattern.")),
+    ("Must be one of: {choices}.", N_("Must be one of: %(choices)s.")),
+    ("Shorter than minimum length {min}.", N_("Shorter than minimum length %(min)s.")),
+    ("Longer than maximum length {max}.", N_("Longer than maximum length %(max)s.")),
+    ("Length must be between {min} and {max}.", N_("Length must be between %(min)s and %(max)s.")),
+    ("Length must be {equal}.", N_("Length must be %(equal)s.")),
+    (
+        "Must be greater than or equal to {min} and less than or equal to {max}.",
+        N_("Must be greater than or equal to %(min)s and less than or equal to %(max)s."),
+    ),
+    (
+        "Must be greater than or equal to {min} and less than {max}.",
+        N_("Must be greater than or equal to %(min)s and less than %(max)s."),
+    ),
+    (
+        "Must be greater than {min} and less than or equal to {max}.",
+        N_("Must be greater than %(min)s and less than or equal to %(max)s."),
+    ),
+    (
+        "Must be greater than {min} and less than {max}.",
+        N_("Must be greater than %(min)s and less than %(max)s."),
+    ),
+    ("Must be greater than or equal to {min}.", N_("Must be greater than or equal to %(min)s.")),
+    ("Must be greater than {min}.", N_("Must be greater than %(min)s.")),
+    ("Must be less than or equal to {max}.", N_("Must be less than or equal to %(max)s.")),
+    ("Must be less than {max}.", N_("Must be less than %(max)s.")),
+)
+
+
+def _library_pattern(english: str) -> re.Pattern:
+    # A bound is one word ("1", "2147483647"); a list of choices may hold spaces.
+    parts = re.split(r"\{(\w+)\}", english)
+    regex = ""
+    for i, part in enumerate(parts):
+        if i % 2 == 0:
+            regex += re.escape(part)
+        else:
+            regex += f"(?P<{part}>" + (".+?" if part == "choices" else r"\S+") + ")"
+    return re.compile(f"^{regex}$")
+
+
+_LIBRARY_PATTERNS = tuple((_library_pattern(e), msgid) for e, msgid in LIBRARY_MESSAGES)
+
+
+def in_our_words(errors):
+    """``errors`` (field → messages, nested as marshmallow gives them) with every message
+    of marshmallow's or webargs' own in the current language; other messages (ours,
+    already translated) are kept as they are."""
+    if isinstance(errors, dict):
+        return {key: in_our_words(value) for key, value in errors.items()}
+    if isinstance(errors, list | tuple):
+        return [in_our_words(value) for value in errors]
+    if isinstance(errors, str):
+        for pattern, msgid in _LIBRARY_PATTERNS:
+            match = pattern.match(errors)
+            if match:
+                return _(msgid, **match.groupdict())
+    return errors
+
+
 def _rollback() -> None:
     """A failed statement leaves the session unusable; the error page reads the user
     (menu, language), so roll back before rendering anything."""
@@ -185,7 +284,7 @@ def handle_http_exception(error: HTTPException):
         elif isinstance(data, dict):  # flask_smorest.abort(code, message=..., errors=...)
             errors = data.get("errors")
             message = data.get("message") or message
-        body = error_body(code, error.name, message, errors)
+        body = error_body(code, error.name, message, in_our_words(errors))
         extra = {k: v for k, v in headers.items() if k in ("Allow", "Retry-After")}
         if code == 401:
             extra["WWW-Authenticate"] = 'Bearer realm="overdracht"'

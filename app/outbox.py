@@ -96,7 +96,7 @@ def queue_mail(
     *,
     kind: str,
     to: str,
-    subject: str,
+    subject: str | tuple[str, str],
     template: str,
     context: dict[str, Any],
     language: str | None = None,
@@ -107,15 +107,19 @@ def queue_mail(
     """Render ``email/<template>.txt`` and ``.html`` in the recipient's language and add
     the message to the outbox of the current unit of work.
 
-    ``subject`` is an untranslated msgid formatted with ``context``; ``ref`` names the
+    ``subject`` is an untranslated msgid formatted with ``context``, or a (singular,
+    plural) pair of them chosen by ``context["count"]``; ``ref`` names the
     object the mail is about as (kind, id); ``at`` when it was queued (the ``now`` of
     the step that wrote it), else the current time. It is due at once either way.
     """
-    from flask_babel import gettext
+    from flask_babel import gettext, ngettext
 
     language = language or recipient_language(to)
     with force_locale(language):
-        rendered_subject = gettext(subject, **context)
+        if isinstance(subject, tuple):
+            rendered_subject = ngettext(*subject, context["count"], **context)
+        else:
+            rendered_subject = gettext(subject, **context)
         text = render_template(f"email/{template}.txt", **context)
         html = render_template(f"email/{template}.html", **context)
     domain = current_app.config["MAIL_DOMAIN"]

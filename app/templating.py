@@ -134,9 +134,30 @@ def filesize(n: int | None) -> str:
     raise AssertionError("unreachable")
 
 
-def _format_datetime(d, fmt: str = "medium") -> str:
-    """A moment in the user's time zone and language (Babel's own formatting, cached:
-    the same rows of a list are shown again and again)."""
+# One layout for every page and mail, in both languages: day, month name, year, and a
+# 24-hour clock ("1 Dec 2026, 08:55", "1 dec 2026, 08:55"), never a month-first or
+# two-digit year (CLDR's English "12/1/26"). Babel supplies the month names; the names of
+# the formats are the ones templates pass ("short", "medium", "long", "full").
+DATE_PATTERNS = {
+    "short": "d MMM y",
+    "medium": "d MMM y",
+    "long": "d MMMM y",
+    "full": "EEEE d MMMM y",
+}
+TIME_PATTERN = "HH:mm"
+
+
+def format_day(d, fmt: str = "medium") -> str:
+    """A calendar day for people: "1 Dec 2026" (en), "1 dec 2026" (nl); "" for none."""
+    if not d:
+        return ""
+    return format_date(d, DATE_PATTERNS.get(fmt, fmt))
+
+
+def format_moment(d, fmt: str = "medium") -> str:
+    """A moment in the user's time zone and language: "1 Dec 2026, 08:55"; ``long`` and
+    ``full`` spell the month out and name the time zone ("1 December 2026, 08:55 CET").
+    Cached: the same rows of a list are shown again and again."""
     if not d:
         return ""
     return _formatted_datetime(d, fmt, get_locale(), get_timezone())
@@ -145,7 +166,12 @@ def _format_datetime(d, fmt: str = "medium") -> str:
 @functools.lru_cache(maxsize=8192)
 def _formatted_datetime(d, fmt: str, locale, timezone) -> str:
     # ``locale`` and ``timezone`` are the request's current ones, which Babel uses here.
-    return format_datetime(d, fmt)
+    if fmt not in DATE_PATTERNS:
+        return format_datetime(d, fmt)  # an explicit Babel pattern
+    shown = format_datetime(d, f"{DATE_PATTERNS[fmt]}, {TIME_PATTERN}")
+    if fmt in ("long", "full"):
+        shown += " " + (d.astimezone(timezone).tzname() or "")
+    return shown.rstrip()
 
 
 def register(app: Flask) -> None:
@@ -155,8 +181,8 @@ def register(app: Flask) -> None:
     app.jinja_env.filters["document_status"] = document_status
     app.jinja_env.filters["filesize"] = filesize
     app.jinja_env.filters["label_package"] = label_package
-    app.jinja_env.filters["date"] = lambda d, fmt="medium": format_date(d, fmt) if d else ""
-    app.jinja_env.filters["datetime"] = _format_datetime
+    app.jinja_env.filters["date"] = format_day
+    app.jinja_env.filters["datetime"] = format_moment
     app.jinja_env.filters["money"] = lambda amount, currency="EUR": (
         "" if amount is None else f"{currency} {format_decimal(amount, format='#,##0.00')}"
     )

@@ -47,6 +47,8 @@ def login():
                 until = throttle.count_failure(email, address)
                 if until is not None:
                     services.account_throttled(email, until=until, origin=origin())
+            elif _picked_language():  # chosen on the login page: saved, so mail uses it too
+                services.set_language(user, _picked_language())
         if user is not None:
             _start_session(user)
             return redirect(safe_next(form.next.data) or home_for(user))
@@ -63,15 +65,28 @@ def _refused(form: LoginForm, wait: int):
     return page, 429, {"Retry-After": str(wait)}
 
 
+# Set when a language is picked in this browser session before logging in (the switch
+# on the login page), so logging in can tell a pick from the language a previous user of
+# this browser left behind when logging out.
+PICKED_LANGUAGE_KEY = "language_picked"
+
+
+def _picked_language() -> str | None:
+    """The language picked on the login page in this anonymous session, if any."""
+    return session.get("language") if session.get(PICKED_LANGUAGE_KEY) else None
+
+
 def _start_session(user) -> None:
     """A new session for ``user``: nothing of the anonymous one is kept but its language
     and CSRF token, and it carries the user's session version.
 
+    The language is the one picked on the login page (``login`` has saved it as the
+    user's, so their mail uses it too), else the user's saved one, else the session's.
     The CSRF token stays so that a form loaded before logging in (another tab) still
     posts. Logging in does not raise the version: the user's sessions on other devices
     live on until a logout or "sign out everywhere" ends them all.
     """
-    language = user.language or session.get("language")
+    language = _picked_language() or user.language or session.get("language")
     csrf_token = session.get("csrf_token")
     session.clear()
     if csrf_token:
@@ -152,6 +167,8 @@ def language():
         with unit_of_work():
             services.set_language(user, form.language.data)
         session["language"] = form.language.data
+        if user is None:
+            session[PICKED_LANGUAGE_KEY] = True
     return redirect(safe_next(form.next.data) or url_for("auth.index"))
 
 

@@ -28,12 +28,24 @@ def _key(purpose: str) -> bytes:
 
 def code_for(transfer: Transfer) -> str:
     """The transfer's code, formatted for people (derived, never stored)."""
-    code = domain.code_from_nonce(bytes.fromhex(transfer.code_nonce), _key("transfer-code"))
-    return domain.format_code(code)
+    return domain.format_code(code_of_nonce(transfer.code_nonce))
+
+
+def code_of_nonce(nonce_hex: str) -> str:
+    """The normalised code a stored nonce stands for under this server's key."""
+    return domain.code_from_nonce(bytes.fromhex(nonce_hex), _key("transfer-code"))
 
 
 def digest_for(normalised_code: str) -> str:
     return domain.code_digest(normalised_code, _key("transfer-code-digest"))
+
+
+def group_digests(groups: list[str]) -> list[str]:
+    """The keyed digest of each code group (``domain.code_groups`` of a code, or the
+    groups a search names), stored per offer (``TransferCodeGroup``) so a search for a
+    group finds it; like ``digest_for``, useless without the key."""
+    key = _key("transfer-code-group")
+    return [domain.group_digest(g, key) for g in groups]
 
 
 def new_code() -> tuple[str, str, str]:

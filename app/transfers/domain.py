@@ -122,6 +122,33 @@ def code_digest(code: str, key: bytes) -> str:
     return hmac.new(key, code.encode(), hashlib.sha256).hexdigest()
 
 
+GROUP_DIGEST_CHARS = 16
+
+
+def code_groups(code: str) -> list[str]:
+    """The groups of five a (normalised) code is shown in."""
+    return [code[i : i + GROUP] for i in range(0, len(code), GROUP)]
+
+
+def group_digest(group: str, key: bytes) -> str:
+    """The keyed digest stored for one group of a code, so a search for the group finds
+    its offer. 64 bits: no two groups in practice share one, and without the key it
+    tells nothing about the group."""
+    return hmac.new(key, group.encode(), hashlib.sha256).hexdigest()[:GROUP_DIGEST_CHARS]
+
+
+def searched_groups(raw: str) -> list[str] | None:
+    """The code groups a search stands for ("K7M2Q", "k7m2q-9xbhd", "K7M2Q9XBHD"), with
+    case, separators and look-alikes forgiven as for a code; ``None`` when it is not one
+    or more whole groups."""
+    text = (raw or "").upper().translate(_SEPARATORS).translate(LOOK_ALIKES)
+    if not text or len(text) % GROUP or len(text) > DATA_SYMBOLS + 1:
+        return None
+    if any(ch not in ALPHABET for ch in text):
+        return None
+    return code_groups(text)
+
+
 # --- expiry -------------------------------------------------------------------------------------
 
 
@@ -215,9 +242,17 @@ def placements(
     ]
 
 
-def search_text(name: str, code: str, email: str, package: str, package_label: str) -> str:
-    """What an overview search matches an offered administration against, lower-cased."""
-    return "\n".join((name, code, email, package, package_label)).lower()[:700]
+def search_text(
+    name: str,
+    code: str,
+    email: str,
+    package: str,
+    package_label: str,
+    recipients: tuple[str, ...] | list[str] = (),
+) -> str:
+    """What an overview search matches an offered administration against, lower-cased:
+    its name, code, e-mail and accounting system, and the addresses it was offered to."""
+    return "\n".join((name, code, email, package, package_label, *recipients)).lower()[:700]
 
 
 def archive_years(years: list[int | None]) -> list[int]:

@@ -34,7 +34,14 @@ from app.errors import N_, Conflict, ServiceError, ValidationFailed
 from app.extensions import db
 from app.transfers import codes, domain, notifications
 from app.transfers.domain import ItemState, TransferState
-from app.transfers.models import Claim, Transfer, TransferInbox, TransferItem, TransferRecipient
+from app.transfers.models import (
+    Claim,
+    Transfer,
+    TransferCodeGroup,
+    TransferInbox,
+    TransferItem,
+    TransferRecipient,
+)
 
 
 def release_administrations(administration_ids) -> None:
@@ -88,7 +95,7 @@ def offer(
                 )
             ]
         )
-    nonce, _code, digest = codes.new_code()
+    nonce, code, digest = codes.new_code()
     transfer = Transfer(
         source_environment_id=actor.environment_id,
         connection_id=connection.id,
@@ -114,6 +121,7 @@ def offer(
                     a.contact_email,
                     connection.package.value,
                     connection.package.label,
+                    recipients,
                 ),
                 state=ItemState.OFFERED,
                 administration_name=a.name,
@@ -127,6 +135,10 @@ def offer(
     )
     db.session.add(transfer)
     db.session.flush()
+    db.session.add_all(
+        TransferCodeGroup(transfer_id=transfer.id, digest=d)
+        for d in codes.group_digests(domain.code_groups(code))
+    )
     _fill_inbox(transfer, recipients, actor.environment_id)
     audit.record(
         "transfer_offered",

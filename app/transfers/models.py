@@ -166,6 +166,20 @@ class TransferRecipient(db.Model):
     transfer: Mapped[Transfer] = relationship(back_populates="recipients")
 
 
+class TransferCodeGroup(db.Model):
+    """The keyed digest of one group of an offer's code (``codes.group_digests``), so a
+    search for a group as the overview shows it ("K7M2Q") finds the offer. Like
+    ``code_digest``, it reveals nothing of the code without the server's secret."""
+
+    __tablename__ = "transfer_code_groups"
+    __table_args__ = (Index("ix_transfer_code_groups_digest", "digest"),)
+
+    transfer_id: Mapped[int] = mapped_column(
+        ForeignKey("transfers.id", ondelete="CASCADE"), primary_key=True
+    )
+    digest: Mapped[str] = mapped_column(String(16), primary_key=True)
+
+
 class TransferItem(db.Model):
     """One administration of an offer, with its own state."""
 

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 from flask import current_app
 from sqlalchemy import select
 
-from app.errors import N_
+from app.errors import N_, N_plural
 from app.extensions import db
 from app.outbox import queue_mail
 from app.tokens import Purpose, sign
@@ -65,9 +65,14 @@ def _context(transfer: Transfer, now: datetime, **extra) -> dict:
 
 
 def _to_recipients_with_copy(
-    transfer: Transfer, kind: str, subject: str, copy_subject: str, context: dict
+    transfer: Transfer,
+    kind: str,
+    subject: str | tuple[str, str],
+    copy_subject: str | tuple[str, str],
+    context: dict,
 ) -> None:
-    """``kind`` to every recipient, ``kind_copy`` to the requester."""
+    """``kind`` to every recipient, ``kind_copy`` to the requester (subjects as
+    ``queue_mail`` takes them: a msgid, or a singular and plural pair)."""
     for email in transfer.recipient_emails:
         queue_mail(
             kind=kind,
@@ -95,8 +100,14 @@ def offer_made(transfer: Transfer, *, now: datetime) -> None:
     _to_recipients_with_copy(
         transfer,
         "transfer_offered",
-        N_("%(source_name)s offers you %(count)d administration(s)"),
-        N_("Copy: your offer of %(count)d administration(s)"),
+        N_plural(
+            "%(source_name)s offers you %(count)d administration",
+            "%(source_name)s offers you %(count)d administrations",
+        ),
+        N_plural(
+            "Copy: your offer of %(count)d administration",
+            "Copy: your offer of %(count)d administrations",
+        ),
         _context(transfer, now, code=CODE_MARK, link=LINK_MARK),
     )
 
@@ -131,7 +142,10 @@ def offer_expired(transfer: Transfer, *, now: datetime) -> None:
     queue_mail(
         kind="transfer_expired",
         to=transfer.offered_by_email,
-        subject=N_("Your offer of %(count)d administration(s) has expired"),
+        subject=N_plural(
+            "Your offer of %(count)d administration has expired",
+            "Your offer of %(count)d administrations has expired",
+        ),
         template="transfer_expired",
         context=_context(transfer, now),
         environment_id=transfer.source_environment_id,
@@ -156,7 +170,10 @@ def items_rejected(transfer: Transfer, items: list, receiver_name: str, *, now: 
     queue_mail(
         kind="transfer_items_rejected",
         to=transfer.offered_by_email,
-        subject=N_("%(receiver)s has rejected %(count)d administration(s)"),
+        subject=N_plural(
+            "%(receiver)s has rejected %(count)d administration",
+            "%(receiver)s has rejected %(count)d administrations",
+        ),
         template="transfer_items_rejected",
         context=_context(transfer, now, rejected=items, receiver=receiver_name, count=len(items)),
         environment_id=transfer.source_environment_id,
@@ -184,7 +201,10 @@ def claim_completed(transfer: Transfer, claim, *, now: datetime) -> None:
         queue_mail(
             kind="transfer_completed",
             to=to,
-            subject=N_("The migration of %(count)d administration(s) is complete"),
+            subject=N_plural(
+                "The migration of %(count)d administration is complete",
+                "The migration of %(count)d administrations is complete",
+            ),
             template="transfer_completed",
             context={**context, "count": len(context["migrated"])},
             environment_id=environment_id,
@@ -208,7 +228,10 @@ def transfer_revoked(transfer: Transfer, reason: str, *, now: datetime) -> None:
         queue_mail(
             kind="transfer_revoked",
             to=email,
-            subject=N_("Support has revoked the transfer of %(count)d administration(s)"),
+            subject=N_plural(
+                "Support has revoked the transfer of %(count)d administration",
+                "Support has revoked the transfer of %(count)d administrations",
+            ),
             template="transfer_revoked",
             context=context,
             environment_id=environment_id,

@@ -11,7 +11,7 @@ from datetime import datetime
 
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
-from flask_babel import gettext
+from flask_babel import gettext, ngettext
 from sqlalchemy import func, select
 
 from app.admin_settings.models import (
@@ -24,7 +24,7 @@ from app.admin_settings.models import (
 from app.admin_settings.services import AdministrationRow, facts_for
 from app.auth.models import Role, User
 from app.db import utcnow
-from app.errors import N_, NotFoundError, ServiceError, ValidationFailed
+from app.errors import N_, N_plural, NotFoundError, ServiceError, ValidationFailed
 from app.extensions import db
 from app.scoping import get_scoped_or_404, scoped_select
 from app.transfers import access, domain, lifecycle
@@ -153,7 +153,7 @@ def _selection_errors(
                     N_("“%(name)s” cannot move yet: %(blockers)s."),
                     name=administration.name,
                     blockers=", ".join(
-                        f"{b.count} {gettext(BLOCKER_WORDS[b.kind])}" for b in row.blockers
+                        ngettext(*BLOCKER_WORDS[b.kind], b.count) for b in row.blockers
                     ),
                 )
             )
@@ -295,9 +295,15 @@ def receiving_office(emails: list[str]) -> tuple[Environment | None, list[Servic
 
 
 BLOCKER_WORDS = {
-    "authorizers_in_flows": N_("authorizer(s) in authorization flows"),
-    "active_workflows": N_("active workflow(s)"),
-    "undecided_documents": N_("document(s) still to be decided"),
+    "authorizers_in_flows": N_plural(
+        "%(num)d authorizer in authorization flows",
+        "%(num)d authorizers in authorization flows",
+    ),
+    "active_workflows": N_plural("%(num)d active workflow", "%(num)d active workflows"),
+    "undecided_documents": N_plural(
+        "%(num)d document still to be decided",
+        "%(num)d documents still to be decided",
+    ),
 }
 
 

@@ -3,10 +3,12 @@ time along an index, with search over every column; and one offer as a side sees
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from babel.dates import get_month_names
 from flask import current_app
 from sqlalchemy import and_, func, or_, select, text
 
@@ -15,11 +17,12 @@ from app.db import utcnow
 from app.errors import N_, ServiceError
 from app.extensions import db
 from app.paging import Page
-from app.transfers import access, domain
+from app.transfers import access, codes, domain
 from app.transfers.access import Side, require_migrate
 from app.transfers.codes import code_for, digest_for
 from app.transfers.domain import ItemState, TransferState
-from app.transfers.models import Claim, Transfer, TransferInbox, TransferItem
+from app.transfers.models import Claim, Transfer, TransferCodeGroup, TransferInbox, TransferItem
+from config import Config
 
 # --- overviews ---------------------------------------------------------------------------------
 
@@ -36,15 +39,58 @@ class TransferRow:
     claim_id: int | None = None
 
 
+def _month_numbers() -> dict[str, int]:
+    """Every month name the pages show, in every language: "dec", "Dec", "december",
+    "mrt", "maart", "May" (lower-cased, without a dot), with the month's number."""
+    names: dict[str, int] = {}
+    for language in Config.LANGUAGES:
+        for width in ("abbreviated", "wide"):
+            for context in ("format", "stand-alone"):
+                for number, name in get_month_names(width, context, locale=language).items():
+                    names[name.lower().rstrip(".")] = number
+    names["sept"] = 9  # as English and Dutch writers often abbreviate it
+    return names
+
+
+MONTHS = _month_numbers()
+# A day as the pages show it in either language, optionally with the time after it:
+# "1 dec 2026", "1 Dec 2026, 08:55", "1 december 2026", "1 dec. 2026"; and as the
+# English pages used to: "Dec 1, 2026".
+_DAY_MONTH_YEAR = re.compile(r"^(\d{1,2})\.?\s+([^\W\d_]+)\.?,?\s+(\d{4})\b")
+_MONTH_DAY_YEAR = re.compile(r"^([^\W\d_]+)\.?\s+(\d{1,2}),?\s+(\d{4})\b")
+_TIME_AFTER = re.compile(r"^,?\s*(?:\d{1,2}:\d{2}(?::\d{2})?(?:\s*[a-z]{2,5})?)?$")
+
+
 def _parse_day(q: str) -> date | None:
+    """The calendar day a search names: "01-12-2026", "1-12-2026", "2026-12-01",
+    "01/12/2026", "01.12.2026", or as the pages show a day in Dutch or English
+    ("1 dec 2026", "1 Dec 2026, 08:55", "1 december 2026"). ``None`` when it is no day."""
+    text = q.strip().lower()
     for fmt in ("%d-%m-%Y", "%Y-%m-%d", "%d/%m/%Y", "%d.%m.%Y"):
         try:
-            day = datetime.strptime(q, fmt).date()
+            day = datetime.strptime(text, fmt).date()
         except ValueError:
             continue
-        if 1900 <= day.year <= 9998:  # a day the clock and the database can hold
-            return day
+        return _holdable(day)
+    for pattern, order in ((_DAY_MONTH_YEAR, (0, 1, 2)), (_MONTH_DAY_YEAR, (1, 0, 2))):
+        match = pattern.match(text)
+        if not match or not _TIME_AFTER.match(text[match.end() :]):
+            continue
+        groups = match.groups()
+        day_text, month_name, year_text = (groups[i] for i in order)
+        month = MONTHS.get(month_name)
+        if month is None:
+            return None
+        try:
+            return _holdable(date(int(year_text), month, int(day_text)))
+        except ValueError:
+            return None
     return None
+
+
+def _holdable(day: date) -> date | None:
+    """``day`` when the clock and the database can hold it."""
+    return day if 1900 <= day.year <= 9998 else None
 
 
 def _day_range(day: date) -> tuple[datetime, datetime]:
@@ -55,12 +101,15 @@ def _day_range(day: date) -> tuple[datetime, datetime]:
 
 
 def _words_only(q: str, labels: dict[ItemState, str]) -> bool:
-    """A search that is not a code, a date or a status word: only the text columns."""
+    """A search that is not a code, a code group, a date or a status word: only the
+    text columns."""
     try:
         domain.normalise_code(q)
     except domain.CodeError:
         pass
     else:
+        return False
+    if domain.searched_groups(q) is not None:
         return False
     needle = q.lower()
     return _parse_day(q) is None and not any(
@@ -108,9 +157,11 @@ def _search_conditions(
     """What a search matches, as (conditions, whether they need the item and transfer).
 
     A transfer code finds its offer through the unique digest; otherwise the words are
-    matched against ``text_column`` (the lower-cased name, code, e-mail and accounting
-    system, kept in the page's own index), a date against the day offered or expiring,
-    and a status word against the effective state.
+    matched against ``text_column`` (the lower-cased name, code, e-mail, accounting
+    system and recipients' addresses, kept in the page's own index), one or more groups
+    of a code ("K7M2Q", as the overview shows it) against the offers' group digests, a
+    date against the day offered or expiring, and a status word against the effective
+    state.
     """
     try:
         code = domain.normalise_code(q)
@@ -126,6 +177,20 @@ def _search_conditions(
     needle = q.lower()
     conditions = [_contains(text_column, needle)]
     needs_join = False
+    groups = domain.searched_groups(q)
+    if groups is not None:
+        digests = set(codes.group_digests(groups))
+        offers_with_groups = (
+            select(TransferCodeGroup.transfer_id)
+            .where(TransferCodeGroup.digest.in_(digests))
+            .group_by(TransferCodeGroup.transfer_id)
+            .having(func.count() == len(digests))
+        )
+        conditions.append(
+            key_column.in_(
+                select(TransferItem.id).where(TransferItem.transfer_id.in_(offers_with_groups))
+            )
+        )
     day = _parse_day(q)
     if day is not None:
         start, end = _day_range(day)

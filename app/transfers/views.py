@@ -15,7 +15,6 @@ from flask import (
     stream_with_context,
     url_for,
 )
-from flask_babel import format_datetime
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
@@ -24,7 +23,7 @@ from app.converters import as_id, id_arg, page_arg
 from app.errors import N_, Invalid, NotFoundError, ServiceError, ValidationFailed
 from app.migration_files.imports import list_imports
 from app.spreadsheets import MIMETYPE as XLSX
-from app.templating import item_state_labels, label
+from app.templating import format_moment, item_state_labels, label
 from app.transfers import claims, codes, limits, offers, reports
 from app.transfers import overview as listing
 from app.transfers.forms import ChecklistForm, SummaryForm
@@ -226,7 +225,7 @@ def extend(transfer_id: int):
         flash(
             _(
                 "The offer has been extended until %(date)s; the recipients have been told.",
-                date=format_datetime(transfer.expires_at, "medium"),
+                date=format_moment(transfer.expires_at, "medium"),
             ),
             "success",
         )

@@ -15,7 +15,9 @@ from tests.helpers import offer
 
 BIG = 2**31
 SUPPORT_EMAIL = "support@overdracht.example"
-RANGE = "Must be greater than or equal to 1 and less than or equal to 2147483647."
+# In Dutch, the API's language when the request asks for none (marshmallow's own text
+# translated: "Must be greater than or equal to 1 and less than or equal to 2147483647.").
+RANGE = "Moet minstens 1 en hoogstens 2147483647 zijn."
 
 
 @pytest.fixture

@@ -136,9 +136,11 @@ def html_part(message) -> str:
 
 
 def long_date(moment, language: str) -> str:
-    """The expiry as the mail writes it: long format, the office's time zone."""
-    zone = ZoneInfo(current_app.config["BABEL_DEFAULT_TIMEZONE"])
-    return format_datetime(moment.astimezone(zone), "long", locale=language)
+    """The expiry as the mail writes it: day, month spelled out, year, time and zone in
+    the office's time zone ("16 December 2026, 08:55 CET", "16 december 2026, …")."""
+    local = moment.astimezone(ZoneInfo(current_app.config["BABEL_DEFAULT_TIMEZONE"]))
+    shown = format_datetime(local, "d MMMM y, HH:mm", locale=language)
+    return f"{shown} {local.tzname()}"
 
 
 def claim_link(text: str) -> str | None:
@@ -403,7 +405,8 @@ def test_each_mail_is_written_in_its_recipients_language(build, office, other_of
     rows = {m.to_email: m for m in outbox() if m.kind == "transfer_offered"}
     english, dutch = rows[other_office.superuser.email], rows[colleague.email]
     assert (english.language, dutch.language) == ("en", "nl")
-    assert english.subject == "Kantoor Noord offers you 1 administration(s)"
+    assert english.subject == "Kantoor Noord offers you 1 administration"
+    assert dutch.subject == "Kantoor Noord biedt je 1 administratie aan"
     assert "Transfer code:" in english.body_text
     assert dutch.subject != english.subject, "the Dutch subject is translated"
     assert "Transfer code:" not in dutch.body_text, "the Dutch body is translated"
