@@ -38,7 +38,12 @@ def jobs() -> list[tuple[str, Callable[[], int], str]]:
     """(name, function, interval setting) of every scheduled job."""
     from app.migration_files.processing import process_imports
     from app.outbox import relay_outbox
-    from app.transfers.jobs import copy_claimed, remind_expiring, sweep_expired
+    from app.transfers.jobs import (
+        copy_claimed,
+        remind_expiring,
+        report_slow_copies,
+        sweep_expired,
+    )
     from app.uploads.jobs import expire_due as expire_uploads
 
     return [
@@ -47,6 +52,7 @@ def jobs() -> list[tuple[str, Callable[[], int], str]]:
         ("process_imports", process_imports, "SCHEDULER_IMPORT_SECONDS"),
         ("sweep_expired", sweep_expired, "SCHEDULER_SWEEP_SECONDS"),
         ("remind_expiring", remind_expiring, "SCHEDULER_SWEEP_SECONDS"),
+        ("report_slow_copies", report_slow_copies, "SCHEDULER_SWEEP_SECONDS"),
         ("expire_uploads", expire_uploads, "SCHEDULER_SWEEP_SECONDS"),
     ]
 

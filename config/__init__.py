@@ -90,6 +90,9 @@ class Config:
     # lock a (hung) copy holds; then "the copy is still running" / a back-off.
     COPY_LOCK_TIMEOUT_SECONDS = _env_int("COPY_LOCK_TIMEOUT_SECONDS", 5)
     SUPPORT_STUCK_AFTER_MINUTES = _env_int("SUPPORT_STUCK_AFTER_MINUTES", 30)
+    # A copy still running this long after the claim "takes longer than usual": both
+    # offices' pages say so and support is mailed, once.
+    COPY_SLOW_AFTER_MINUTES = _env_int("COPY_SLOW_AFTER_MINUTES", 15)
     # Failed code entries per hour, per user and per environment (NIST SP 800-63B).
     # Failed transfer-code entries: per user, and per environment with a higher ceiling,
     # so one person or script cannot lock every colleague out.

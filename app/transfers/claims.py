@@ -15,6 +15,7 @@ from decimal import Decimal
 from flask import current_app
 from flask_babel import gettext
 from sqlalchemy import func, select
+from sqlalchemy.orm import contains_eager
 
 from app import audit
 from app.admin_settings.models import Administration, Connection, Document, Package, Plan
@@ -317,10 +318,21 @@ class ItemProgress:
     known: bool = True
 
     @property
+    def slow(self) -> bool:
+        """Still copying after support was told it takes longer than usual."""
+        return self.item.state is ItemState.CLAIMING and (
+            self.item.transfer.slow_reported_at is not None
+        )
+
+    @property
     def text(self) -> str:
         if not self.known:
-            return gettext("in progress")
-        return gettext("%(done)d of %(total)d documents", done=self.done, total=self.total)
+            said = gettext("in progress")
+        else:
+            said = gettext("%(done)d of %(total)d documents", done=self.done, total=self.total)
+        if self.slow:
+            return gettext("%(progress)s — takes longer than usual; support knows", progress=said)
+        return said
 
     @property
     def target_administration_id(self) -> int | None:
@@ -395,5 +407,6 @@ def items_progress(actor: User, item_ids: list[int]) -> list[ItemProgress]:
         select(TransferItem)
         .join(Transfer, TransferItem.transfer_id == Transfer.id)
         .where(TransferItem.id.in_(item_ids[:200]), access.visible_items(actor))
+        .options(contains_eager(TransferItem.transfer))
     )
     return [_item_progress(i) for i in items]

@@ -43,6 +43,16 @@ def remind_expiring(now: datetime | None = None) -> int:
     return _each(lifecycle.due_for_reminder(now, days), lambda t: lifecycle.remind(t, now=now))
 
 
+def report_slow_copies(now: datetime | None = None) -> int:
+    """Tell support once about each copy still running ``COPY_SLOW_AFTER_MINUTES`` after
+    its claim."""
+    now = now or utcnow()
+    minutes = current_app.config["COPY_SLOW_AFTER_MINUTES"]
+    return _each(
+        lifecycle.due_for_slow_report(now, minutes), lambda t: lifecycle.report_slow(t, now=now)
+    )
+
+
 def copy_claimed() -> int:
     """Copy accepted administrations whose claim is waiting (all or nothing, once)."""
     return copy_waiting()

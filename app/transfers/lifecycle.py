@@ -789,3 +789,43 @@ def due_for_reminder(now: datetime, days: int):
         & Transfer.reminder_sent_at.is_(None)
         & (Transfer.expires_at <= now + timedelta(days=days))
     )
+
+
+def due_for_slow_report(now: datetime, minutes: int):
+    """SQL: claimed transfers still copying ``minutes`` after the claim whose slowness
+    support has not been told of yet."""
+    claimed_before = select(Claim.transfer_id).where(
+        Claim.created_at <= now - timedelta(minutes=minutes)
+    )
+    copying = select(TransferItem.transfer_id).where(TransferItem.state == ItemState.CLAIMING)
+    return (
+        Transfer.slow_reported_at.is_(None)
+        & Transfer.id.in_(claimed_before)
+        & Transfer.id.in_(copying)
+    )
+
+
+def report_slow(transfer: Transfer, *, now: datetime) -> bool:
+    """Tell support, once, that the copy of ``transfer`` takes longer than usual; both
+    offices' pages say so from then on. False if support was told already."""
+    won = db.session.execute(
+        update(Transfer)
+        .where(Transfer.id == transfer.id, Transfer.slow_reported_at.is_(None))
+        .values(slow_reported_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if won.rowcount != 1:
+        return False
+    db.session.expire(transfer)
+    audit.record(
+        "copy_slow",
+        actor=None,
+        object_type="transfer",
+        object_id=transfer.id,
+        environment_id=transfer.source_environment_id,
+        origin="scheduler",
+        details={"minutes": current_app.config["COPY_SLOW_AFTER_MINUTES"]},
+        at=now,
+    )
+    notifications.copy_slow(transfer, now=now)
+    return True

@@ -78,6 +78,8 @@ class Transfer(db.Model):
     reminder_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     extensions: Mapped[int] = mapped_column(Integer, default=0)  # times the expiry was extended
     resent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the code mail, again
+    # When support was told that the copy takes longer than usual (once).
+    slow_reported_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # The office the offer is for, known when it is made (every recipient is one of its
     # superusers); the code works for that environment only. None on offers from before.
     receiving_environment_id: Mapped[int | None] = mapped_column(

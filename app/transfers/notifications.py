@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 from flask import current_app
 from sqlalchemy import select
 
+from app.auth.models import Role, User
 from app.errors import N_, N_plural
 from app.extensions import db
 from app.outbox import queue_mail
@@ -235,6 +236,31 @@ def transfer_revoked(transfer: Transfer, reason: str, *, now: datetime) -> None:
             template="transfer_revoked",
             context=context,
             environment_id=environment_id,
+            ref=("transfer", transfer.id),
+            at=now,
+        )
+
+
+def copy_slow(transfer: Transfer, *, now: datetime) -> None:
+    """The copy takes longer than usual: every support user hears it once, with a link."""
+    claim = db.session.scalars(select(Claim).where(Claim.transfer_id == transfer.id)).one()
+    context = _context(
+        transfer,
+        now,
+        target_name=transfer.target_environment.name if transfer.target_environment else "",
+        claimed_at=claim.created_at,
+        minutes=current_app.config["COPY_SLOW_AFTER_MINUTES"],
+        support_url=external_url("support.transfer", transfer_id=transfer.id),
+    )
+    for email in db.session.scalars(
+        select(User.email).where(User.role == Role.SUPPORT).order_by(User.id)
+    ):
+        queue_mail(
+            kind="copy_slow",
+            to=email,
+            subject=N_("The copy of transfer %(id)d takes longer than usual"),
+            template="copy_slow",
+            context={**context, "id": transfer.id},
             ref=("transfer", transfer.id),
             at=now,
         )
