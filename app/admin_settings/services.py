@@ -48,7 +48,8 @@ from app.extensions import db
 from app.paging import Page
 from app.scoping import get_scoped_or_404, scoped_select
 from app.storage import StorageUnavailable, blob_store
-from app.transfers.provenance import Move, moves_of
+from app.transfers.domain import ItemState
+from app.transfers.provenance import Move, moves_of, moving_of
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +72,10 @@ def _require_writable(administration: Administration) -> None:
 class AdministrationRow:
     administration: Administration
     facts: AdministrationFacts
-    # Completed moves to or from another office (``app.transfers.provenance``).
+    # Completed moves to or from another office, and the state of the move it is in now
+    # (``app.transfers.provenance``).
     moves: list[Move] = field(default_factory=list)
+    moving: ItemState | None = None
 
     @property
     def blockers(self) -> list[Blocker]:
@@ -126,10 +129,16 @@ def list_administrations(actor: User) -> list[tuple[Connection, list[Administrat
     )
     facts = facts_for(a.id for a in administrations)
     moves = moves_of(a.id for a in administrations)
+    moving = moving_of(a.id for a in administrations)
     by_connection: dict[int, list[AdministrationRow]] = {c.id: [] for c in connections}
     for administration in administrations:
         by_connection[administration.connection_id].append(
-            AdministrationRow(administration, facts[administration.id], moves[administration.id])
+            AdministrationRow(
+                administration,
+                facts[administration.id],
+                moves[administration.id],
+                moving.get(administration.id),
+            )
         )
     return [(c, by_connection[c.id]) for c in connections]
 
@@ -141,6 +150,7 @@ def get_administration(actor: User, administration_id: int) -> AdministrationRow
         administration,
         facts_for([administration.id])[administration.id],
         moves_of([administration.id])[administration.id],
+        moving_of([administration.id]).get(administration.id),
     )
 
 

@@ -540,20 +540,24 @@ def evidence(actor: User | None, transfer_id: int) -> Iterator[list]:
             f"terms {claim.terms_version}; fee {claim.fee_per_administration} "
             f"{claim.currency} per administration",
         ]
-    events = db.session.scalars(
-        select(AuditEvent)
-        .where(_transfer_events_condition(transfer))
-        .order_by(AuditEvent.created_at, AuditEvent.id)
+    events = list(
+        db.session.scalars(
+            select(AuditEvent)
+            .where(_transfer_events_condition(transfer))
+            .order_by(AuditEvent.created_at, AuditEvent.id)
+        )
     )
-    for event in events:
+    # Each step in words, as the audit page shows it (one transfer's events: a page's worth).
+    for step in audit_text.readable(events):
+        event = step.event
         yield [
             "step",
             event.created_at,
-            event.actor_email or event.origin,
-            event.actor_role or "",
-            event.action,
-            f"{event.object_type} {event.object_id or ''}".strip(),
-            _details(event.details),
+            event.actor_email or step.origin,
+            step.role,
+            audit_text.action_label(event.action),
+            step.sentence,
+            "; ".join(f"{name}: {value}" for name, value in step.details),
         ]
     for item in transfer.items:
         if item.state is ItemState.MIGRATED:
@@ -571,10 +575,6 @@ def evidence(actor: User | None, transfer_id: int) -> Iterator[list]:
                     f"status {row.status or '-'}; "
                     f"source {row.source_hash}; target {row.target_hash or '-'}",
                 ]
-
-
-def _details(details: dict) -> str:
-    return "; ".join(f"{k} {v}" for k, v in sorted((details or {}).items()))
 
 
 # --- Imports of migration files ------------------------------------------------------------

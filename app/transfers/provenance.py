@@ -1,4 +1,5 @@
-"""Where an administration went and where it came from: the completed moves that name it.
+"""Where an administration went and where it came from: the completed moves that name it,
+and the move it is in now (on offer, being copied, failed).
 
 The offering office's copy was handed over ("Overgedragen aan Kantoor Zuid op …"); the
 receiving office's copy was taken over ("Overgenomen van Kantoor Noord op …"). A client
@@ -16,7 +17,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import joinedload
 
 from app.extensions import db
-from app.transfers.domain import ItemState
+from app.transfers.domain import OPEN_ITEM_STATES, ItemState
 from app.transfers.models import Transfer, TransferItem
 
 if TYPE_CHECKING:
@@ -68,3 +69,18 @@ def moves_of(administration_ids: Iterable[int]) -> dict[int, list[Move]]:
     for found in moves.values():
         found.sort(key=lambda m: (m.at, m.transfer_id), reverse=True)
     return moves
+
+
+def moving_of(administration_ids: Iterable[int]) -> dict[int, ItemState]:
+    """The state of the open move (offered, being copied, failed) of each administration
+    that is in one; an administration is in at most one at a time."""
+    ids = list(administration_ids)
+    if not ids:
+        return {}
+    return dict(
+        db.session.execute(
+            select(TransferItem.administration_id, TransferItem.state).where(
+                TransferItem.administration_id.in_(ids), TransferItem.state.in_(OPEN_ITEM_STATES)
+            )
+        ).all()
+    )

@@ -977,12 +977,15 @@ def test_the_evidence_holds_the_offer_the_acceptance_every_step_and_a_match_per_
     assert accepted["subject"] == "Kantoor Zuid"
     assert f"terms {app.config['TRANSFER_TERMS_VERSION']}" in accepted["detail"]
     assert "fee 25.00 EUR per administration" in accepted["detail"]
+    # Each step in words, as on the audit page.
     steps = {r["action"]: r for r in rows if r["section"] == "step"}
-    assert steps["transfer_offered"]["actor"] == "super@noord.example"
-    assert steps["transfer_offered"]["role"] == "superuser"
-    assert steps["claim_submitted"]["actor"] == "super@zuid.example"
-    assert steps["administration_migrated"]["actor"] == "worker"
-    assert "transfer_completed" in steps and "mail_queued" in steps
+    assert steps["Transfer offered"]["actor"] == "super@noord.example"
+    assert steps["Transfer offered"]["role"] == "Superuser"
+    assert "to Kantoor Zuid" in steps["Transfer offered"]["subject"]
+    assert steps["Claim submitted"]["actor"] == "super@zuid.example"
+    assert steps["Administration copied"]["actor"] == "Background job"
+    assert "Transfer completed" in steps and "E-mail queued" in steps
+    assert not any("_" in action for action in steps), "no action codes"
     times = [r["time"] for r in rows if r["section"] == "step"]
     assert times == sorted(times) and all(times)
     documents = [r for r in rows if r["section"] == "document"]
@@ -1011,9 +1014,9 @@ def test_the_evidence_of_a_revoked_offer_has_no_acceptance_and_no_documents(
     rows = evidence_rows(console, transfer.id)
 
     assert [r for r in rows if r["section"] in ("acceptance", "document")] == []
-    (revoked,) = [r for r in rows if r["action"] == "transfer_revoked"]
-    assert revoked["actor"] == SUPPORT_EMAIL and revoked["role"] == "support"
-    assert "Verkeerd kantoor gekozen" in revoked["detail"]
+    (revoked,) = [r for r in rows if r["action"] == "Transfer revoked by support"]
+    assert revoked["actor"] == SUPPORT_EMAIL and revoked["role"] == "Support"
+    assert "Verkeerd kantoor gekozen" in revoked["subject"] + revoked["detail"]
 
 
 # --------------------------------------------------------------------------- least privilege
