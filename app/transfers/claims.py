@@ -13,7 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from flask import current_app
-from flask_babel import gettext
+from flask_babel import gettext, ngettext
 from sqlalchemy import func, select
 from sqlalchemy.orm import contains_eager
 
@@ -329,7 +329,12 @@ class ItemProgress:
         if not self.known:
             said = gettext("in progress")
         else:
-            said = gettext("%(done)d of %(total)d documents", done=self.done, total=self.total)
+            said = ngettext(
+                "%(done)d of %(num)d document",
+                "%(done)d of %(num)d documents",
+                self.total,
+                done=self.done,
+            )
         if self.slow:
             return gettext("%(progress)s — takes longer than usual; support knows", progress=said)
         return said
