@@ -18,6 +18,7 @@ from app.outbox import OutboxMessage
 from app.transfers import codes
 from app.transfers.models import Transfer, TransferItem, TransferRecipient
 from tests.helpers import count, fresh
+from tests.integration.test_offer import speaks_english
 
 API = "/api/v1/transfers"
 FORMATTED_CODE = re.compile(r"^[0-9A-HJKMNP-TV-Z]{5}(-[0-9A-HJKMNP-TV-Z]{5}){4}$")
@@ -150,6 +151,24 @@ BAD_OFFERS = {
         lambda p, b, o: {**p, "recipient_emails": ["super@zuid.example", "SUPER@zuid.example"]},
         "recipient_emails",
     ),
+    "a stranger as recipient": (
+        lambda p, b, o: {**p, "recipient_emails": ["iemand@extern.example"]},
+        "recipient_emails",
+    ),
+    "recipients of two offices": (
+        lambda p, b, o: {
+            **p,
+            "recipient_emails": ["super@zuid.example", _superuser_of(b, "Kantoor West")],
+        },
+        "recipient_emails",
+    ),
+    "an office on the standard plan": (
+        lambda p, b, o: {
+            **p,
+            "recipient_emails": [_superuser_of(b, "Kantoor Klein", plan="standard")],
+        },
+        "recipient_emails",
+    ),
     "the checklist not confirmed": (
         lambda p, b, o: {**p, "checklist_confirmed": False},
         "checklist_confirmed",
@@ -164,6 +183,11 @@ BAD_OFFERS = {
         "accept_terms",
     ),
 }
+
+
+def _superuser_of(build, office_name: str, plan: str = "premium") -> str:
+    environment = build.environment(office_name, plan=plan)
+    return build.user(environment, "superuser").email
 
 
 @pytest.mark.parametrize("bad", list(BAD_OFFERS))
@@ -551,3 +575,27 @@ def test_no_column_of_any_table_holds_the_code_after_an_offer(
 
     assert count(Transfer) == 1
     assert found == [], f"the transfer code is readable in {found}"
+
+
+def test_the_api_names_why_an_office_cannot_be_offered_to(api_client, build, office, other_office):
+    client, headers = api_client(speaks_english(office.superuser))
+    west = _superuser_of(build, "Kantoor West")
+    klein = _superuser_of(build, "Kantoor Klein", plan="standard")
+    administration = clean_administration(build, office.connection)
+
+    said = {}
+    for case, recipients in {
+        "stranger": ["iemand@extern.example"],
+        "two offices": [other_office.superuser.email, west],
+        "standard plan": [klein],
+    }.items():
+        response = client.post(
+            API, json=good_offer(administration, recipients=recipients), headers=headers
+        )
+        assert response.status_code == 422
+        said[case] = " ".join(response.get_json()["errors"]["recipient_emails"])
+
+    assert "“iemand@extern.example” is not a superuser of an office" in said["stranger"]
+    assert "belong to different offices (Kantoor West, Kantoor Zuid)" in said["two offices"]
+    assert "Kantoor Klein cannot receive administrations" in said["standard plan"]
+    nothing_was_created()
