@@ -27,20 +27,23 @@ class DocumentCountsSchema(Schema):
 
 
 class OfficeRefSchema(Schema):
-    id = fields.Integer()
+    id = fields.Integer(
+        allow_none=True, metadata={"description": "null for a migration file's office"}
+    )
     name = Text()
 
 
 class MoveSchema(Schema):
-    """A completed move of the administration to or from another office."""
+    """Where the administration went or came from."""
 
     direction = Text(
-        validate=validate.OneOf(["outgoing", "incoming"]),
+        validate=validate.OneOf(["outgoing", "incoming", "imported"]),
         metadata={
-            "description": "outgoing: handed over to `office`; incoming: taken over from it."
+            "description": "outgoing: handed over to `office`; incoming: taken over from it "
+            "with a transfer code; imported: from a migration file of `office`."
         },
     )
-    transfer_id = fields.Integer()
+    transfer_id = fields.Integer(allow_none=True)
     office = fields.Nested(OfficeRefSchema)
     at = fields.DateTime()
 

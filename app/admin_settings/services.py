@@ -39,6 +39,7 @@ from app.admin_settings.models import (
     Package,
     Workflow,
 )
+from app.admin_settings.provenance import Move, moves_of
 from app.auth.domain import Permission, has_permission
 from app.auth.models import Role, User
 from app.auth.services import create_user
@@ -49,7 +50,7 @@ from app.paging import Page
 from app.scoping import get_scoped_or_404, scoped_select
 from app.storage import StorageUnavailable, blob_store
 from app.transfers.domain import ItemState
-from app.transfers.provenance import Move, moves_of, moving_of
+from app.transfers.moving import moving_of
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +73,8 @@ def _require_writable(administration: Administration) -> None:
 class AdministrationRow:
     administration: Administration
     facts: AdministrationFacts
-    # Completed moves to or from another office, and the state of the move it is in now
-    # (``app.transfers.provenance``).
+    # Where it went and came from (``provenance``), and the state of the move it is in
+    # now (``app.transfers.moving``).
     moves: list[Move] = field(default_factory=list)
     moving: ItemState | None = None
 

@@ -128,3 +128,25 @@ def test_an_administration_that_never_moved_says_nothing_about_moves(build, logi
     )
 
     assert 'class="provenance"' not in html
+
+
+def test_an_imported_administration_says_which_office_its_migration_file_came_from(
+    build, login, office
+):
+    from tests.integration.test_migration_import import exported, run, start
+
+    zuid = build.environment("Kantoor Zuid", office_code="ZUID")
+    receiver = build.user(zuid, "superuser", email="super@zuid.example")
+    build.connection(zuid)
+    source = offerable(build, office.connection, documents=1, name="Bakkerij Jansen")
+    imp = run(receiver, start(receiver, exported(office.superuser, [source])))
+    landed = db.session.get(Administration, imp.items[0].target_administration_id)
+
+    html = login(receiver).get_page(f"{ADMINISTRATIONS}/{landed.id}").get_data(as_text=True)
+
+    day = long_date(imp.items[0].finished_at, "nl")
+    assert f"Geïmporteerd uit een migratiebestand van Kantoor Noord op {day}" in text_of(html)
+    assert 'data-direction="imported"' in html
+    # The exporting office's own copy did not move: a file is not a handover.
+    noord = login(office.superuser).get_page(f"{ADMINISTRATIONS}/{source.id}")
+    assert 'class="provenance"' not in noord.get_data(as_text=True)
