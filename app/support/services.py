@@ -34,7 +34,7 @@ from app.errors import N_, NotFoundError, ServiceError
 from app.extensions import db
 from app.outbox import OutboxMessage
 from app.paging import Page
-from app.transfers import access, domain, lifecycle
+from app.transfers import access, domain, lifecycle, overview
 from app.transfers.access import Side, require_support
 from app.transfers.models import (
     Claim,
@@ -245,37 +245,40 @@ def list_transfers(
         item = aliased(TransferItem)
         source = aliased(Environment)
         target = aliased(Environment)
-        conditions.append(
-            or_(
-                exists().where(
-                    item.transfer_id == Transfer.id,
-                    or_(
-                        func.lower(item.administration_name).contains(q, autoescape=True),
-                        func.lower(item.administration_code).contains(q, autoescape=True),
-                        func.lower(item.contact_email).contains(q, autoescape=True),
-                    ),
+        matches = [
+            exists().where(
+                item.transfer_id == Transfer.id,
+                or_(
+                    func.lower(item.administration_name).contains(q, autoescape=True),
+                    func.lower(item.administration_code).contains(q, autoescape=True),
+                    func.lower(item.contact_email).contains(q, autoescape=True),
                 ),
-                exists().where(
-                    source.id == Transfer.source_environment_id,
-                    or_(
-                        func.lower(source.name).contains(q, autoescape=True),
-                        func.lower(source.office_code).contains(q, autoescape=True),
-                    ),
+            ),
+            exists().where(
+                source.id == Transfer.source_environment_id,
+                or_(
+                    func.lower(source.name).contains(q, autoescape=True),
+                    func.lower(source.office_code).contains(q, autoescape=True),
                 ),
-                exists().where(
-                    target.id == Transfer.target_environment_id,
-                    or_(
-                        func.lower(target.name).contains(q, autoescape=True),
-                        func.lower(target.office_code).contains(q, autoescape=True),
-                    ),
+            ),
+            exists().where(
+                target.id == Transfer.target_environment_id,
+                or_(
+                    func.lower(target.name).contains(q, autoescape=True),
+                    func.lower(target.office_code).contains(q, autoescape=True),
                 ),
-                exists().where(
-                    TransferRecipient.transfer_id == Transfer.id,
-                    TransferRecipient.email.contains(q, autoescape=True),
-                ),
-                func.lower(Transfer.offered_by_email).contains(q, autoescape=True),
-            )
-        )
+            ),
+            exists().where(
+                TransferRecipient.transfer_id == Transfer.id,
+                TransferRecipient.email.contains(q, autoescape=True),
+            ),
+            func.lower(Transfer.offered_by_email).contains(q, autoescape=True),
+        ]
+        # A transfer code or its groups, a day as the pages show it.
+        named = overview.offers_named_by(q)
+        if named is not None:
+            matches.append(named)
+        conditions.append(or_(*matches))
     stmt = select(Transfer).where(*conditions)
     total = db.session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
     transfers = list(

@@ -179,29 +179,60 @@ def _search_conditions(
     needs_join = False
     groups = domain.searched_groups(q)
     if groups is not None:
-        digests = set(codes.group_digests(groups))
-        offers_with_groups = (
-            select(TransferCodeGroup.transfer_id)
-            .where(TransferCodeGroup.digest.in_(digests))
-            .group_by(TransferCodeGroup.transfer_id)
-            .having(func.count() == len(digests))
-        )
         conditions.append(
             key_column.in_(
-                select(TransferItem.id).where(TransferItem.transfer_id.in_(offers_with_groups))
+                select(TransferItem.id).where(
+                    TransferItem.transfer_id.in_(_offers_with_groups(groups))
+                )
             )
         )
     day = _parse_day(q)
     if day is not None:
-        start, end = _day_range(day)
-        conditions.append(and_(Transfer.created_at >= start, Transfer.created_at < end))
-        conditions.append(and_(Transfer.expires_at >= start, Transfer.expires_at < end))
+        conditions.append(_made_or_expiring_on(day))
         needs_join = True
     for state, word in labels.items():
         if needle in (word.lower(), state.value):
             conditions.append(_state_condition(state, now))
             needs_join = True
     return [or_(*conditions)], needs_join
+
+
+def _offers_with_groups(groups: list[str]):
+    """SQL: the ids of the offers whose code has every one of ``groups``."""
+    digests = set(codes.group_digests(groups))
+    return (
+        select(TransferCodeGroup.transfer_id)
+        .where(TransferCodeGroup.digest.in_(digests))
+        .group_by(TransferCodeGroup.transfer_id)
+        .having(func.count() == len(digests))
+    )
+
+
+def _made_or_expiring_on(day: date):
+    """SQL: offers made or expiring on ``day`` (the office's calendar day)."""
+    start, end = _day_range(day)
+    return or_(
+        and_(Transfer.created_at >= start, Transfer.created_at < end),
+        and_(Transfer.expires_at >= start, Transfer.expires_at < end),
+    )
+
+
+def offers_named_by(q: str):
+    """SQL on ``Transfer``: the offers a search names other than by its words (the offer
+    of a whole transfer code, those with the code groups typed, those made or expiring
+    on a day as the pages show it in either language); ``None`` when it names none."""
+    try:
+        return Transfer.code_digest == digest_for(domain.normalise_code(q))
+    except domain.CodeError:
+        pass
+    conditions = []
+    groups = domain.searched_groups(q)
+    if groups is not None:
+        conditions.append(Transfer.id.in_(_offers_with_groups(groups)))
+    day = _parse_day(q)
+    if day is not None:
+        conditions.append(_made_or_expiring_on(day))
+    return or_(*conditions) if conditions else None
 
 
 def _state_condition(state: ItemState, now: datetime):

@@ -10,8 +10,10 @@ import threading
 import time
 from datetime import timedelta
 from html import unescape
+from urllib.parse import quote
 
 import pytest
+from flask_babel import force_locale
 from sqlalchemy import select, update
 
 from app.admin_settings.models import (
@@ -29,6 +31,7 @@ from app.errors import ServiceError
 from app.extensions import db
 from app.outbox import OutboxMessage
 from app.support import services as support
+from app.templating import format_moment
 from app.transfers import claims, codes, domain, jobs, offers
 from app.transfers.claims import CodeRejected, Decision
 from app.transfers.copying import CopyOutcome, copy_item, copy_waiting
@@ -427,6 +430,29 @@ def test_search_finds_transfers_by_administration_environment_or_e_mail(
     html = page_of(console, "/support?q=niets-dat-zo-heet")
     assert listed(html) == []
     assert "No transfers match." in text_of(html)
+
+
+def test_search_finds_transfers_by_code_code_group_or_a_day_as_shown(
+    console, build, office, other_office
+):
+    old, old_code = offer(
+        office.superuser,
+        [build.administration(office.connection, name="Oud BV")],
+        now=utcnow() - timedelta(days=40),
+    )
+    new, new_code = offer(office.superuser, [build.administration(office.connection)])
+
+    def found(q):
+        return set(listed(page_of(console, f"/support?q={quote(q)}")))
+
+    assert found(new_code) == {new.id}
+    assert found(new_code.replace("-", " ").lower()) == {new.id}
+    assert found(old_code.split("-")[2]) == {old.id}  # one group, as the offer shows it
+    for language in ("en", "nl"):
+        with force_locale(language):
+            shown = format_moment(old.created_at, "medium")
+        assert found(shown) == {old.id}, shown  # "1 Oct 2026, 09:15" / "1 okt 2026, 09:15"
+        assert found(shown.split(",")[0]) == {old.id}
 
 
 def test_the_console_shows_25_transfers_a_page_and_the_pager_keeps_the_filters(
