@@ -49,7 +49,8 @@ def report_slow_copies(now: datetime | None = None) -> int:
     now = now or utcnow()
     minutes = current_app.config["COPY_SLOW_AFTER_MINUTES"]
     return _each(
-        lifecycle.due_for_slow_report(now, minutes), lambda t: lifecycle.report_slow(t, now=now)
+        lifecycle.due_for_slow_report(now, minutes),
+        lambda t: lifecycle.report_slow(t, minutes=minutes, now=now),
     )
 
 

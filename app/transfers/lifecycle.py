@@ -395,6 +395,33 @@ def remind(transfer: Transfer, *, now: datetime) -> bool:
     return True
 
 
+def report_slow(transfer: Transfer, *, minutes: int, now: datetime) -> bool:
+    """Tell support, once, that the copy of ``transfer`` still runs ``minutes`` after its
+    claim; both offices' pages say so from then on. False if it is not due (told already,
+    or the copy ended meanwhile)."""
+    won = db.session.execute(
+        update(Transfer)
+        .where(Transfer.id == transfer.id, due_for_slow_report(now, minutes))
+        .values(slow_reported_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if won.rowcount != 1:
+        return False
+    db.session.expire(transfer)
+    audit.record(
+        "copy_slow",
+        actor=None,
+        object_type="transfer",
+        object_id=transfer.id,
+        environment_id=transfer.source_environment_id,
+        origin="scheduler",
+        details={"minutes": minutes},
+        at=now,
+    )
+    notifications.copy_slow(transfer, minutes=minutes, now=now)
+    return True
+
+
 # --- the claim --------------------------------------------------------------------------------
 
 
@@ -803,29 +830,3 @@ def due_for_slow_report(now: datetime, minutes: int):
         & Transfer.id.in_(claimed_before)
         & Transfer.id.in_(copying)
     )
-
-
-def report_slow(transfer: Transfer, *, now: datetime) -> bool:
-    """Tell support, once, that the copy of ``transfer`` takes longer than usual; both
-    offices' pages say so from then on. False if support was told already."""
-    won = db.session.execute(
-        update(Transfer)
-        .where(Transfer.id == transfer.id, Transfer.slow_reported_at.is_(None))
-        .values(slow_reported_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    if won.rowcount != 1:
-        return False
-    db.session.expire(transfer)
-    audit.record(
-        "copy_slow",
-        actor=None,
-        object_type="transfer",
-        object_id=transfer.id,
-        environment_id=transfer.source_environment_id,
-        origin="scheduler",
-        details={"minutes": current_app.config["COPY_SLOW_AFTER_MINUTES"]},
-        at=now,
-    )
-    notifications.copy_slow(transfer, now=now)
-    return True

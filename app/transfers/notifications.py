@@ -241,7 +241,7 @@ def transfer_revoked(transfer: Transfer, reason: str, *, now: datetime) -> None:
         )
 
 
-def copy_slow(transfer: Transfer, *, now: datetime) -> None:
+def copy_slow(transfer: Transfer, *, minutes: int, now: datetime) -> None:
     """The copy takes longer than usual: every support user hears it once, with a link."""
     claim = db.session.scalars(select(Claim).where(Claim.transfer_id == transfer.id)).one()
     context = _context(
@@ -249,7 +249,7 @@ def copy_slow(transfer: Transfer, *, now: datetime) -> None:
         now,
         target_name=transfer.target_environment.name if transfer.target_environment else "",
         claimed_at=claim.created_at,
-        minutes=current_app.config["COPY_SLOW_AFTER_MINUTES"],
+        minutes=minutes,
         support_url=external_url("support.transfer", transfer_id=transfer.id),
     )
     for email in db.session.scalars(
